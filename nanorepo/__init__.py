@@ -1,0 +1,25 @@
+"""nanorepo: an open reference data repository for nanoscopy.
+
+The public face of the package is small: :func:`open` gives lazy, physical-unit
+access to any dataset version, wherever the data lives. Heavy modules load on first
+use, so ``import nanorepo`` (and the CLI) start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Dataset", "Image", "__version__", "open"]
+
+if TYPE_CHECKING:
+    from nanorepo.access import Dataset, Image, open
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"Dataset", "Image", "open"}:
+        from nanorepo import access
+
+        return getattr(access, name)
+    raise AttributeError(f"module 'nanorepo' has no attribute {name!r}")

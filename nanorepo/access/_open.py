@@ -1,0 +1,232 @@
+"""``nanorepo.open``: lazy, physical-unit access to a dataset version.
+
+Storage is self-describing: ``versions/vN/version.json`` lists a version's images and
+files, so ``open`` needs the catalog only to know which version is the latest and what
+the current administrative metadata says. On a user server that mounts the storage
+read-only, ``open`` therefore reads straight from the mount.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nanorepo.errors import DatasetNotFound, ImageNotFound, IntegrityError, VersionNotFound
+from nanorepo.settings import Settings
+from nanorepo.storage import Layout, parse_ref, sha256_hex
+
+if TYPE_CHECKING:
+    import xarray
+
+    from nanorepo.catalog import Catalog
+    from nanorepo.ome import OmeZarrImage
+
+__all__ = ["Dataset", "Image", "open"]
+
+_V = re.compile(r"v([1-9][0-9]*)")
+
+
+@dataclass
+class Image:
+    """One multiscale image of a dataset version, opened lazily.
+
+    ``pixel_sizes`` are in nanometres for ``z``, ``y``, ``x`` and seconds for ``t``.
+    """
+
+    name: str
+    path: Path
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    pixel_sizes: dict[str, float]
+    channels: list[dict[str, Any]]
+    key_values: dict[str, str]
+    levels: list[tuple[int, ...]]
+    technique: str = ""
+    dataset: str = ""
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [str(c.get("name", f"channel {i}")) for i, c in enumerate(self.channels)]
+
+    @cached_property
+    def zarr(self) -> OmeZarrImage:
+        """The underlying OME-Zarr image (tensorstore-backed)."""
+        from nanorepo.ome import OmeZarrImage
+
+        return OmeZarrImage.open(self.path)
+
+    def to_xarray(self, level: int = 0) -> xarray.DataArray:
+        """A lazy dask-backed ``DataArray`` of pyramid ``level`` with coordinates in nm / s.
+
+        Selecting a region (``.sel(x=slice(...))`` or ``.isel``) and computing it reads
+        only the chunks the region overlaps.
+        """
+        if not 0 <= level < len(self.levels):
+            raise IndexError(f"{self.name} has pyramid levels 0..{len(self.levels) - 1}")
+        da = self.zarr.to_xarray(level)
+        da.name = self.name
+        da.attrs.update({"dataset": self.dataset, "image": self.name})
+        return da
+
+    def __repr__(self) -> str:
+        shape = " x ".join(f"{d}={n}" for d, n in zip(self.dims, self.shape, strict=True))
+        px = ", ".join(f"{k}={v:g}" for k, v in self.pixel_sizes.items())
+        return f"<Image {self.name!r} {shape} {self.dtype} pixel sizes ({px}) levels={len(self.levels)}>"
+
+
+@dataclass
+class Dataset:
+    """A dataset version: immutable metadata, current administrative metadata, images."""
+
+    accession: str
+    version: int
+    latest_version: int
+    path: Path
+    metadata: dict[str, Any]
+    mutable: dict[str, Any]
+    images: list[Image]
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """Citable reference ``ACCESSION@vN``."""
+        return f"{self.accession}@v{self.version}"
+
+    @property
+    def title(self) -> str:
+        return str(self.mutable.get("title", ""))
+
+    def image(self, name: str) -> Image:
+        for im in self.images:
+            if im.name == name:
+                return im
+        raise ImageNotFound(
+            f"{self.ref} has no image {name!r}",
+            hint="images: " + ", ".join(i.name for i in self.images),
+        )
+
+    def __getitem__(self, name: str) -> Image:
+        return self.image(name)
+
+    def __iter__(self) -> Iterator[Image]:
+        return iter(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.ref} {self.title!r} images={len(self.images)}>"
+
+
+def _find_dataset_dir(layout: Layout, accession: str) -> tuple[Path, str]:
+    for access in ("public", "embargoed"):
+        d = layout.dataset_dir(accession, access)
+        if d.is_dir():
+            return d, access
+    raise DatasetNotFound(accession)
+
+
+def _latest_on_storage(dataset_dir: Path) -> int:
+    vs = [int(m[1]) for p in (dataset_dir / "versions").iterdir() if (m := _V.fullmatch(p.name))]
+    if not vs:
+        raise DatasetNotFound(dataset_dir.name)
+    return max(vs)
+
+
+def open_version(
+    layout: Layout,
+    accession: str,
+    version: int | None,
+    *,
+    catalog: Catalog | None = None,
+) -> Dataset:
+    """Open ``accession`` (``version`` None: the latest) from storage (+ catalog if given)."""
+    mutable: dict[str, Any] = {}
+    expected_metadata_digest = None
+    if catalog is not None:
+        with catalog.session() as s:
+            ds = catalog.dataset(s, accession)
+            v = catalog.version(s, accession, version)
+            latest = ds.latest_version
+            number = v.number
+            mutable = dict(ds.mutable)
+            expected_metadata_digest = v.metadata_digest
+            dataset_dir = layout.dataset_dir(accession, ds.access)
+    else:
+        dataset_dir, _access = _find_dataset_dir(layout, accession)
+        latest = _latest_on_storage(dataset_dir)
+        number = latest if version is None else version
+        if not 1 <= number <= latest:
+            raise VersionNotFound(accession, number, latest)
+    vdir = dataset_dir / Layout.version_relpath(number)
+    try:
+        doc = json.loads((vdir / "version.json").read_bytes())
+        meta_bytes = (vdir / "metadata.json").read_bytes()
+    except FileNotFoundError as exc:
+        raise IntegrityError(
+            f"{accession}@v{number}: {exc.filename} is missing from storage",
+            hint="run `nanorepo verify` and restore the version from a replica",
+        ) from exc
+    digest = sha256_hex(meta_bytes)
+    if digest != doc.get("metadata_sha256") or (
+        expected_metadata_digest is not None and digest != expected_metadata_digest
+    ):
+        raise IntegrityError(f"{accession}@v{number}: metadata.json does not match its seal")
+    images = [
+        Image(
+            name=im["name"],
+            path=layout.resolve(dataset_dir, im["path"]),
+            dims=tuple(im["dims"]),
+            shape=tuple(im["shape"]),
+            dtype=im["dtype"],
+            pixel_sizes=dict(im["pixel_sizes"]),
+            channels=list(im["channels"]),
+            key_values=dict(im["key_values"]),
+            levels=[tuple(lv) for lv in im["levels"]],
+            technique=im.get("technique", ""),
+            dataset=f"{accession}@v{number}",
+        )
+        for im in doc["images"]
+    ]
+    return Dataset(
+        accession=accession,
+        version=number,
+        latest_version=latest,
+        path=dataset_dir,
+        metadata=json.loads(meta_bytes),
+        mutable=mutable,
+        images=images,
+        files=list(doc.get("files", [])),
+    )
+
+
+def open(ref: str, *, settings: Settings | None = None) -> Dataset:
+    """Open a dataset version lazily: ``nanorepo.open("S-NANO1")`` or ``"S-NANO1@v2"``.
+
+    Bare accessions mean the latest version. Images are read in place (the repository
+    storage, or its read-only mount); nothing is copied.
+    """
+    settings = settings or Settings.from_env()
+    accession, version = parse_ref(ref)
+    layout = Layout(settings.storage)
+    catalog = None
+    if not settings.database_url.startswith("sqlite") or _sqlite_exists(settings.database_url):
+        from nanorepo.catalog import Catalog
+
+        catalog = Catalog(settings.database_url)
+    try:
+        return open_version(layout, accession, version, catalog=catalog)
+    finally:
+        if catalog is not None:
+            catalog.close()
+
+
+def _sqlite_exists(url: str) -> bool:
+    path = url.split("///", 1)[-1]
+    return bool(path) and Path(path).exists()

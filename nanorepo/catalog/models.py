@@ -1,0 +1,222 @@
+"""Catalog tables (SQLModel).
+
+One module holds every table so the schema reads in one place; Alembic migrations in
+``migrations/`` create them. JSON columns hold structures that are read whole (shapes,
+channel lists, key/value metadata); anything filtered or joined on is a real column.
+
+Immutable metadata is stored as the exact canonical JSON text that was sealed, next to
+its SHA-256, so the seal can be re-checked on every read without re-serialising.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Accession",
+    "Dataset",
+    "DatasetField",
+    "Deposit",
+    "File",
+    "FixityEvent",
+    "Grant",
+    "Group",
+    "GroupMember",
+    "Image",
+    "MutableRevision",
+    "SearchDoc",
+    "User",
+    "Version",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every timestamp in the catalog is UTC."""
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    """An identity; names come from JupyterHub (or standalone tokens)."""
+
+    __tablename__ = "user"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
+    role: str = Field(default="reader", max_length=32)  # reader | depositor | curator | admin
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Group(SQLModel, table=True):
+    __tablename__ = "group"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
+
+
+class GroupMember(SQLModel, table=True):
+    __tablename__ = "group_member"
+    group_id: int = Field(foreign_key="group.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+
+
+class Grant(SQLModel, table=True):
+    """Access to an embargoed dataset for a user or a group."""
+
+    __tablename__ = "grant"
+    __table_args__ = (UniqueConstraint("dataset_id", "principal_kind", "principal"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    principal_kind: str = Field(max_length=8)  # user | group
+    principal: str = Field(max_length=255)
+    granted_by: str = Field(max_length=255)
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Accession(SQLModel, table=True):
+    """Accession numbers handed out; the row id is the number, so it never repeats."""
+
+    __tablename__ = "accession"
+    id: int | None = Field(default=None, primary_key=True)
+    deposit_key: str = Field(index=True, unique=True, max_length=64)
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Deposit(SQLModel, table=True):
+    """A deposit or revision in progress; lets an interrupted one resume."""
+
+    __tablename__ = "deposit"
+    key: str = Field(primary_key=True, max_length=64)
+    accession: str = Field(index=True, max_length=32)
+    kind: str = Field(max_length=16)  # new | revision
+    version: int
+    state: str = Field(default="staging", max_length=16)  # staging | publishing | published
+    owner: str = Field(max_length=255)
+    created: datetime = Field(default_factory=utcnow)
+    updated: datetime = Field(default_factory=utcnow)
+
+
+class Dataset(SQLModel, table=True):
+    """A dataset: stable accession, owner, access state and current mutable metadata."""
+
+    __tablename__ = "dataset"
+    id: int | None = Field(default=None, primary_key=True)
+    accession: str = Field(index=True, unique=True, max_length=32)
+    owner: str = Field(max_length=255)
+    created: datetime = Field(default_factory=utcnow)
+    access: str = Field(default="public", max_length=16)  # public | embargoed
+    embargo_until: date | None = None
+    state: str = Field(default="active", max_length=16)  # active | withdrawn | takedown
+    latest_version: int = 1
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    mutable: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    mutable_rev: int = 0
+
+
+class Version(SQLModel, table=True):
+    """One published, immutable version of a dataset."""
+
+    __tablename__ = "version"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    number: int
+    created: datetime = Field(default_factory=utcnow)
+    created_by: str = Field(max_length=255)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    metadata_json: str = Field(sa_column=Column(Text, nullable=False))
+    metadata_digest: str = Field(max_length=64)
+    manifest_digest: str = Field(max_length=64)
+    size_bytes: int = 0
+
+
+class Image(SQLModel, table=True):
+    """One OME-Zarr multiscale image of a version (shared by later versions when unchanged)."""
+
+    __tablename__ = "image"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    name: str = Field(max_length=128)
+    path: str = Field(max_length=512)  # relative to the dataset directory
+    dims: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    shape: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    dtype: str = Field(max_length=16)
+    pixel_sizes: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    channels: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    levels: list[list[int]] = Field(sa_column=Column(JSON, nullable=False))
+    key_values: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    technique: str = Field(default="", max_length=64)
+    manifest_digest: str = Field(max_length=64)
+    size_bytes: int = 0
+
+
+class File(SQLModel, table=True):
+    """Any other stored file of a version: originals, localisation tables, ground truth."""
+
+    __tablename__ = "file"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    name: str = Field(max_length=512)
+    path: str = Field(max_length=512)  # relative to the dataset directory
+    role: str = Field(max_length=32)  # original | localisations | supporting | ome-xml
+    media_type: str = Field(max_length=128)
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class MutableRevision(SQLModel, table=True):
+    """One change of a mutable metadata field: who, when, old, new, why."""
+
+    __tablename__ = "mutable_revision"
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    rev: int
+    key: str = Field(max_length=64)
+    old: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    new: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    who: str = Field(max_length=255)
+    when: datetime = Field(default_factory=utcnow)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class FixityEvent(SQLModel, table=True):
+    """Result of one fixity check of a version: what was checked and what was wrong."""
+
+    __tablename__ = "fixity_event"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="version.id", index=True)
+    when: datetime = Field(default_factory=utcnow)
+    who: str = Field(max_length=255)
+    ok: bool
+    objects_checked: int
+    bytes_checked: int
+    problems: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class SearchDoc(SQLModel, table=True):
+    """Full-text document of a dataset (latest version + mutable metadata).
+
+    SQLite indexes ``text`` with an FTS5 table kept in step by triggers; PostgreSQL with a
+    GIN index over ``to_tsvector``. Both are created by the migrations.
+    """
+
+    __tablename__ = "search_doc"
+    dataset_id: int = Field(foreign_key="dataset.id", primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DatasetField(SQLModel, table=True):
+    """A filterable field value of a dataset (technique, organism, licence, ...); facets."""
+
+    __tablename__ = "dataset_field"
+    __table_args__ = (Index("ix_dataset_field_field_value", "field", "value"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    field: str = Field(max_length=32)
+    value: str = Field(max_length=255)  # lower-cased for matching
+    display: str = Field(max_length=255)  # as written, for facets

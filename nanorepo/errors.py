@@ -1,0 +1,124 @@
+"""The one error tree of nanorepo.
+
+Every error says what is wrong and how to fix it. Each subclass also inherits the
+matching builtin so callers that know nothing of nanorepo can still catch it
+(``DatasetNotFound`` is a ``LookupError``). The service maps these classes to HTTP
+statuses in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ConfigurationError",
+    "Conflict",
+    "DatasetNotFound",
+    "ImageNotFound",
+    "IntegrityError",
+    "InvalidImage",
+    "InvalidInput",
+    "InvalidMetadata",
+    "NanorepoError",
+    "PathNotAllowed",
+    "PermissionDenied",
+    "VersionNotFound",
+]
+
+
+class NanorepoError(Exception):
+    """Base of every error nanorepo raises on purpose.
+
+    Parameters
+    ----------
+    message:
+        What is wrong, naming the file, accession or field concerned.
+    hint:
+        How to fix it; appended to ``str(error)``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\n  hint: {hint}")
+
+
+class InvalidInput(NanorepoError, ValueError):
+    """Input given by a user (file, argument, value) is not acceptable."""
+
+
+class InvalidImage(InvalidInput):
+    """An image file cannot be read, or is not what it claims to be."""
+
+    def __init__(self, path: object, problem: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}", hint=hint)
+
+
+class InvalidMetadata(InvalidInput):
+    """Metadata is missing required fields or contradicts the data.
+
+    All problems are collected and reported at once, so a depositor fixes them in
+    one round instead of one per attempt.
+    """
+
+    def __init__(
+        self, problems: Iterable[str], *, source: str | None = None, hint: str | None = None
+    ) -> None:
+        self.problems = list(problems)
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(
+            f"{head}{n} metadata problem{'s' if n != 1 else ''}:\n{lines}",
+            hint=hint
+            or "fix the metadata file (or the instrument export) and run the command again",
+        )
+
+
+class DatasetNotFound(NanorepoError, LookupError):
+    """No dataset with that accession exists (or the caller may not know it exists)."""
+
+    def __init__(self, accession: str) -> None:
+        self.accession = accession
+        super().__init__(
+            f"no dataset {accession!r}",
+            hint="check the accession (e.g. S-NANO1); `nanorepo list` shows what exists",
+        )
+
+
+class VersionNotFound(DatasetNotFound):
+    """The dataset exists but not in the version asked for."""
+
+    def __init__(self, accession: str, version: int, latest: int) -> None:
+        self.version = version
+        NanorepoError.__init__(
+            self,
+            f"dataset {accession!r} has no version {version}",
+            hint=f"versions run from 1 to {latest}; bare {accession} means the latest",
+        )
+        self.accession = accession
+
+
+class ImageNotFound(NanorepoError, LookupError):
+    """A dataset version holds no image of that name."""
+
+
+class PathNotAllowed(NanorepoError, PermissionError):
+    """A path lies outside the roots nanorepo may read from or write to."""
+
+
+class PermissionDenied(NanorepoError, PermissionError):
+    """The caller may not do this."""
+
+
+class Conflict(NanorepoError, RuntimeError):
+    """The resource changed since the caller read it (stale ETag) or is busy."""
+
+
+class IntegrityError(NanorepoError, RuntimeError):
+    """Stored bytes or sealed metadata do not match their recorded digest."""
+
+
+class ConfigurationError(NanorepoError, RuntimeError):
+    """The environment or settings are inconsistent."""

@@ -1,0 +1,1 @@
+"""OME-Zarr reading and writing, image readers and metadata harvesting."""

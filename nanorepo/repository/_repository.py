@@ -1,0 +1,272 @@
+"""The repository as one object: what the CLI and the service both call.
+
+Keeping every operation here (deposit, revise, set, history, verify, search, show)
+means the CLI and the REST service cannot drift apart: each is a thin translation of
+arguments and results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nanorepo.access import Dataset, open_version
+from nanorepo.catalog import Catalog
+from nanorepo.catalog.models import Dataset as DatasetRow
+from nanorepo.deposition import DepositResult, deposit, recover, revise
+from nanorepo.errors import InvalidInput
+from nanorepo.preservation import VerifyReport, verify_version
+from nanorepo.search import index_dataset, search
+from nanorepo.settings import Settings
+from nanorepo.storage import Layout, parse_ref
+
+__all__ = ["Repository"]
+
+Progress = Callable[[str], None]
+
+
+class Repository:
+    """A nanorepo repository: catalog + storage, as configured by :class:`Settings`."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.layout = Layout(self.settings.storage)
+        self._recovered = False
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        cat = Catalog(self.settings.database_url)
+        return cat
+
+    def _ready(self) -> Catalog:
+        """The catalog, after finishing any publication a crash interrupted."""
+        cat = self.catalog
+        if not self._recovered:
+            self._recovered = True
+            recover(self.settings, self.layout, cat, index=index_dataset)
+        return cat
+
+    def close(self) -> None:
+        if "catalog" in self.__dict__:
+            self.catalog.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def deposit(
+        self,
+        paths: Sequence[Path],
+        *,
+        title: str,
+        metadata: Path | None = None,
+        embargo_until: date | None = None,
+        supporting: Sequence[Path] = (),
+        pattern: str | None = None,
+        progress: Progress | None = None,
+    ) -> DepositResult:
+        """Deposit a new dataset; see :func:`nanorepo.deposition.deposit`."""
+        cat = self._ready()
+        with cat.session() as s:
+            cat.ensure_user(s, self.settings.user)
+            s.commit()
+        return deposit(
+            self.settings, self.layout, cat, paths, title=title, metadata=metadata,
+            embargo_until=embargo_until, supporting=supporting, pattern=pattern,
+            progress=progress, index=index_dataset,
+        )  # fmt: skip
+
+    def revise(
+        self,
+        accession: str,
+        *,
+        metadata: Path | None = None,
+        add: Sequence[Path] = (),
+        replace: Mapping[str, Path] | None = None,
+        supporting: Sequence[Path] = (),
+        note: str = "",
+        progress: Progress | None = None,
+    ) -> DepositResult:
+        """Publish the next version of ``accession``; see :func:`nanorepo.deposition.revise`."""
+        acc, ver = parse_ref(accession)
+        if ver is not None:
+            raise InvalidInput(
+                f"revise takes a bare accession, not {accession!r}",
+                hint=f"revisions always follow the latest version: `nanorepo revise {acc}`",
+            )
+        return revise(
+            self.settings, self.layout, self._ready(), acc, metadata=metadata, add=add,
+            replace=replace, supporting=supporting, note=note, progress=progress,
+            index=index_dataset,
+        )  # fmt: skip
+
+    def set_metadata(
+        self,
+        accession: str,
+        changes: Mapping[str, Any],
+        *,
+        reason: str,
+        expected_rev: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Change mutable metadata; returns the revisions recorded (empty if nothing changed)."""
+        acc, ver = parse_ref(accession)
+        if ver is not None:
+            raise InvalidInput(
+                f"metadata belongs to the dataset, not one version: use {acc}, not {accession!r}"
+            )
+        cat = self._ready()
+        with cat.session() as s:
+            revs = cat.set_mutable(
+                s, acc, dict(changes), who=self.settings.user, reason=reason,
+                expected_rev=expected_rev,
+            )  # fmt: skip
+            if revs:
+                index_dataset(s, revs[0].dataset_id)
+            s.commit()
+            return [_revision_json(r) for r in revs]
+
+    # -- reading -----------------------------------------------------------------------
+
+    def history(self, accession: str) -> list[dict[str, Any]]:
+        acc, _ = parse_ref(accession)
+        cat = self._ready()
+        with cat.session() as s:
+            return [_revision_json(r) for r in cat.history(s, acc)]
+
+    def open(self, ref: str) -> Dataset:
+        acc, ver = parse_ref(ref)
+        return open_version(self.layout, acc, ver, catalog=self._ready())
+
+    def list(self, *, offset: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        cat = self._ready()
+        with cat.session() as s:
+            rows, total = cat.list_datasets(s, offset=offset, limit=limit)
+            return [_summary_json(r) for r in rows], total
+
+    def search(
+        self, query: str, *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        cat = self._ready()
+        with cat.session() as s:
+            rows, total = search(s, query, offset=offset, limit=limit)
+            return [_summary_json(r) for r in rows], total
+
+    def show(self, ref: str) -> dict[str, Any]:
+        """Everything about a dataset version as JSON-able data (what ``show --json`` prints)."""
+        acc, ver = parse_ref(ref)
+        cat = self._ready()
+        with cat.session() as s:
+            ds = cat.dataset(s, acc)
+            v = cat.version(s, acc, ver)
+            versions = [
+                {"version": x.number, "created": x.created.isoformat(), "created_by": x.created_by,
+                 "note": x.note, "manifest_sha256": x.manifest_digest, "size_bytes": x.size_bytes}
+                for x in cat.versions(s, ds.id)  # type: ignore[arg-type]
+            ]  # fmt: skip
+            images = cat.images(s, v.id)  # type: ignore[arg-type]
+            files = cat.files(s, v.id)  # type: ignore[arg-type]
+            dataset_dir = self.layout.dataset_dir(acc, ds.access)
+            return {
+                **_summary_json(ds),
+                "version": v.number,
+                "ref": f"{acc}@v{v.number}",
+                "created": v.created.isoformat(),
+                "created_by": v.created_by,
+                "manifest_sha256": v.manifest_digest,
+                "metadata_sha256": v.metadata_digest,
+                "size_bytes": v.size_bytes,
+                "path": str(dataset_dir),
+                "versions": versions,
+                "mutable": ds.mutable,
+                "mutable_rev": ds.mutable_rev,
+                "metadata": json.loads(v.metadata_json),
+                "images": [
+                    {
+                        "name": i.name, "storage_path": str(dataset_dir / i.path),
+                        "path": i.path, "dims": i.dims, "shape": i.shape, "dtype": i.dtype,
+                        "pixel_sizes": i.pixel_sizes, "channels": i.channels, "levels": i.levels,
+                        "key_values": i.key_values, "technique": i.technique,
+                        "size_bytes": i.size_bytes, "manifest_sha256": i.manifest_digest,
+                    }
+                    for i in images
+                ],
+                "files": [
+                    {
+                        "name": f.name, "storage_path": str(dataset_dir / f.path), "path": f.path,
+                        "role": f.role, "media_type": f.media_type, "size_bytes": f.size_bytes,
+                        "sha256": f.sha256, "summary": f.summary,
+                    }
+                    for f in files
+                ],
+            }  # fmt: skip
+
+    # -- preservation ------------------------------------------------------------------
+
+    def verify(
+        self,
+        ref: str,
+        *,
+        all_versions: bool = False,
+        workers: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[VerifyReport]:
+        """Re-hash every stored object of a version (or all versions) and record the result."""
+        acc, ver = parse_ref(ref)
+        cat = self._ready()
+        with cat.session() as s:
+            ds = cat.dataset(s, acc)
+            targets = (
+                list(cat.versions(s, ds.id))  # type: ignore[arg-type]
+                if all_versions
+                else [cat.version(s, acc, ver)]
+            )
+            access = ds.access
+        dataset_dir = self.layout.dataset_dir(acc, access)
+        reports = []
+        for v in targets:
+            rep = verify_version(
+                dataset_dir, acc, v.number, v.manifest_digest, workers=workers, progress=progress
+            )
+            with cat.session() as s:
+                cat.record_fixity(
+                    s, v.id, who=self.settings.user, ok=rep.ok,  # type: ignore[arg-type]
+                    objects_checked=rep.objects_checked, bytes_checked=rep.bytes_checked,
+                    problems=[p.__dict__ for p in rep.problems],
+                )  # fmt: skip
+                s.commit()
+            reports.append(rep)
+        return reports
+
+
+def _summary_json(ds: DatasetRow) -> dict[str, Any]:
+    return {
+        "accession": ds.accession,
+        "title": ds.title,
+        "latest_version": ds.latest_version,
+        "access": ds.access,
+        "embargo_until": ds.embargo_until.isoformat() if ds.embargo_until else None,
+        "owner": ds.owner,
+        "created": ds.created.isoformat(),
+        "license": (ds.mutable or {}).get("license"),
+    }
+
+
+def _revision_json(r: Any) -> dict[str, Any]:
+    return {
+        "rev": r.rev,
+        "key": r.key,
+        "old": r.old,
+        "new": r.new,
+        "who": r.who,
+        "when": r.when.isoformat(),
+        "reason": r.reason,
+    }

@@ -1,0 +1,224 @@
+"""Full-text search with field filters over datasets.
+
+Each dataset has one search document (title, description, keywords, the sealed REMBI
+metadata of its latest version, image names and key/values) indexed by SQLite FTS5 or
+PostgreSQL full-text search, and a set of normalised field values (technique, organism,
+fluorophore, ...) used for ``field:value`` filters and facet counts.
+
+Query syntax: words are matched full-text (all must match, prefix match on the last
+letters of each word is not implied); ``field:value`` and ``field:"two words"`` filter
+exactly (case-insensitive). Words are quoted before they reach FTS5 so no user input is
+ever parsed as FTS syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, text
+from sqlmodel import Session, select
+
+from nanorepo.catalog.models import Dataset, DatasetField, Image, SearchDoc, Version
+from nanorepo.errors import InvalidInput
+
+__all__ = ["FIELDS", "Query", "index_dataset", "parse_query", "search"]
+
+#: Filterable fields and where their values come from.
+FIELDS = (
+    "accession",
+    "access",
+    "author",
+    "cell_line",
+    "fluorophore",
+    "instrument",
+    "keyword",
+    "license",
+    "organism",
+    "target",
+    "technique",
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: full-text words and exact field filters."""
+
+    words: tuple[str, ...] = ()
+    filters: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def parse_query(q: str) -> Query:
+    """Parse ``'nuclear pore technique:STED organism:"Homo sapiens"'``."""
+    try:
+        tokens = shlex.split(q or "")
+    except ValueError as exc:
+        raise InvalidInput(
+            f"cannot parse the query {q!r}: {exc}", hint="close every quote"
+        ) from None
+    words: list[str] = []
+    filters: list[tuple[str, str]] = []
+    for tok in tokens:
+        name, sep, value = tok.partition(":")
+        if sep and name.lower() in FIELDS and value:
+            filters.append((name.lower(), value.strip().lower()))
+        elif sep and name and name.isidentifier() and value and not name.startswith("http"):
+            raise InvalidInput(
+                f"unknown search field {name!r}",
+                hint="fields: " + ", ".join(FIELDS) + "; quote text with a colon",
+            )
+        else:
+            words.extend(_WORD.findall(tok))
+    return Query(tuple(words), tuple(filters))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def index_dataset(s: Session, dataset_id: int) -> None:
+    """(Re)build the search document and field values of one dataset. Caller commits."""
+    ds = s.get(Dataset, dataset_id)
+    if ds is None:
+        return
+    v = s.exec(
+        select(Version).where(Version.dataset_id == ds.id, Version.number == ds.latest_version)
+    ).one()
+    record = json.loads(v.metadata_json)
+    images = s.exec(select(Image).where(Image.version_id == v.id)).all()
+    mut = ds.mutable or {}
+
+    values: dict[str, set[str]] = {f: set() for f in FIELDS}
+    values["accession"].add(ds.accession)
+    values["access"].add(ds.access)
+    if mut.get("license"):
+        values["license"].add(str(mut["license"]))
+    for kw in mut.get("keywords") or []:
+        values["keyword"].add(str(kw))
+    bio = record.get("biosample") or {}
+    if bio.get("organism"):
+        values["organism"].add(str(bio["organism"]))
+    if bio.get("cell_line"):
+        values["cell_line"].add(str(bio["cell_line"]))
+    for a in (record.get("study") or {}).get("authors") or []:
+        if isinstance(a, dict) and a.get("name"):
+            values["author"].add(str(a["name"]))
+    for lab in (record.get("specimen") or {}).get("labels") or []:
+        if isinstance(lab, dict):
+            if lab.get("fluorophore"):
+                values["fluorophore"].add(str(lab["fluorophore"]))
+            if lab.get("target"):
+                values["target"].add(str(lab["target"]))
+    for im in images:
+        if im.technique:
+            values["technique"].add(im.technique)
+        for ch in im.channels or []:
+            if ch.get("fluorophore"):
+                values["fluorophore"].add(str(ch["fluorophore"]))
+        if im.key_values.get("cell_line"):
+            values["cell_line"].add(im.key_values["cell_line"])
+    for entry in (record.get("images") or {}).values():
+        acq = entry.get("acquisition") or {}
+        if acq.get("technique"):
+            values["technique"].add(str(acq["technique"]))
+        inst = acq.get("instrument")
+        if isinstance(inst, dict):
+            inst = " ".join(str(x) for x in inst.values() if isinstance(x, str))
+        if isinstance(inst, str) and inst:
+            values["instrument"].add(inst)
+
+    parts = [ds.accession, ds.title, str(mut.get("description") or "")]
+    parts += [str(k) for k in mut.get("keywords") or []]
+    parts += list(_strings({k: v for k, v in record.items() if k != "images"}))
+    for im in images:
+        parts.append(im.name)
+        parts += list(_strings(im.key_values))
+        parts += [str(c.get("name", "")) for c in im.channels or []]
+    for vals in values.values():
+        parts += list(vals)
+    doc = "\n".join(p for p in parts if p)
+
+    existing = s.get(SearchDoc, ds.id)
+    if existing is None:
+        s.add(SearchDoc(dataset_id=ds.id, text=doc))  # type: ignore[arg-type]
+    else:
+        existing.text = doc
+        s.add(existing)
+    s.exec(delete(DatasetField).where(DatasetField.dataset_id == ds.id))  # type: ignore[call-overload]
+    for f, vals in values.items():
+        for val in sorted(vals):
+            s.add(
+                DatasetField(
+                    dataset_id=ds.id,  # type: ignore[arg-type]
+                    field=f,
+                    value=val.strip().lower()[:255],
+                    display=val.strip()[:255],
+                )
+            )
+    s.flush()
+
+
+def _fts_match(words: Sequence[str]) -> str:
+    # Every word quoted (FTS5 string syntax doubles inner quotes): never parsed as operators.
+    return " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def search(
+    s: Session,
+    q: str,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    include_embargoed: bool = True,
+    visible_ids: Iterable[int] | None = None,
+) -> tuple[list[Dataset], int]:
+    """Datasets matching ``q``, best first (full-text rank, then accession number).
+
+    ``visible_ids`` restricts results to datasets the caller may see; embargoed datasets
+    outside it never appear, in results or in the total.
+    """
+    query = parse_query(q)
+    stmt = select(Dataset.id).where(Dataset.state == "active")
+    if not include_embargoed:
+        stmt = stmt.where(Dataset.access == "public")
+    if visible_ids is not None:
+        stmt = stmt.where(
+            (Dataset.access == "public") | Dataset.id.in_(list(visible_ids))  # type: ignore[union-attr]
+        )
+    for f, value in query.filters:
+        sub = select(DatasetField.dataset_id).where(
+            DatasetField.field == f, DatasetField.value == value
+        )
+        stmt = stmt.where(Dataset.id.in_(sub))  # type: ignore[union-attr]
+    rank = None
+    dialect = s.get_bind().dialect.name
+    if query.words:
+        if dialect == "sqlite":
+            fts = text("SELECT rowid FROM search_fts WHERE search_fts MATCH :m").bindparams(
+                m=_fts_match(query.words)
+            )
+            stmt = stmt.where(Dataset.id.in_(fts.columns(rowid=int)))  # type: ignore[union-attr]
+        else:
+            tsq = func.plainto_tsquery("simple", " ".join(query.words))
+            tsv = func.to_tsvector("simple", SearchDoc.text)
+            stmt = stmt.join(SearchDoc, SearchDoc.dataset_id == Dataset.id).where(tsv.op("@@")(tsq))
+            rank = func.ts_rank(tsv, tsq)
+    total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
+    order = [Dataset.id] if rank is None else [rank.desc(), Dataset.id]
+    ids = s.exec(stmt.order_by(*order).offset(offset).limit(limit)).all()
+    by_id = {d.id: d for d in s.exec(select(Dataset).where(Dataset.id.in_(ids))).all()}  # type: ignore[union-attr]
+    return [by_id[i] for i in ids if i in by_id], int(total)

@@ -1,0 +1,92 @@
+"""Settings, read once from the environment into a frozen object.
+
+Nothing else in nanorepo reads ``os.environ``: code receives a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the repository lives and who is acting.
+
+    Attributes
+    ----------
+    home:
+        Repository home (``NANOREPO_HOME``, default ``~/.nanorepo``): catalog, storage, staging.
+    database_url:
+        SQLAlchemy URL of the catalog (``NANOREPO_DATABASE_URL``); default SQLite in ``home``.
+    storage:
+        Root of the repository storage (``NANOREPO_STORAGE``, default ``home/storage``).
+    staging:
+        Where deposits are assembled before atomic publication (``home/staging``); must be on
+        the same filesystem as ``storage`` for publication to be a rename.
+    keep_originals:
+        Keep the files as deposited next to the conversion (``NANOREPO_KEEP_ORIGINALS``).
+    user:
+        Acting identity (``NANOREPO_USER``, ``JUPYTERHUB_USER``, else the login name).
+    url, token:
+        Service URL and token for remote access (``NANOREPO_URL``, ``NANOREPO_TOKEN`` or
+        ``JUPYTERHUB_API_TOKEN``).
+    allowed_roots:
+        Directories deposits may be read from (``NANOREPO_ALLOWED_ROOTS``, ``os.pathsep``
+        separated); empty means anywhere the caller can read (single-user CLI).
+    """
+
+    home: Path
+    database_url: str
+    storage: Path
+    staging: Path
+    keep_originals: bool = True
+    user: str = "anonymous"
+    url: str | None = None
+    token: str | None = None
+    allowed_roots: tuple[Path, ...] = ()
+
+    @classmethod
+    def from_env(
+        cls, home: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``); ``home`` overrides."""
+        env = os.environ if env is None else env
+        home_path = Path(home or env.get("NANOREPO_HOME") or "~/.nanorepo").expanduser().resolve()
+        storage = Path(env.get("NANOREPO_STORAGE") or home_path / "storage").expanduser()
+        db = env.get("NANOREPO_DATABASE_URL") or f"sqlite:///{home_path / 'catalog.sqlite'}"
+        try:
+            login = getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            login = "anonymous"
+        roots = tuple(
+            Path(p).expanduser().resolve()
+            for p in (env.get("NANOREPO_ALLOWED_ROOTS") or "").split(os.pathsep)
+            if p
+        )
+        return cls(
+            home=home_path,
+            database_url=db,
+            storage=storage.resolve(),
+            staging=(home_path / "staging").resolve(),
+            keep_originals=_flag(env.get("NANOREPO_KEEP_ORIGINALS"), True),
+            user=env.get("NANOREPO_USER") or env.get("JUPYTERHUB_USER") or login,
+            url=env.get("NANOREPO_URL") or None,
+            token=env.get("NANOREPO_TOKEN") or env.get("JUPYTERHUB_API_TOKEN") or None,
+            allowed_roots=roots,
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
