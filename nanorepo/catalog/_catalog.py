@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, select
 
@@ -301,35 +301,47 @@ class Catalog:
         if not changes:
             raise InvalidInput("no changes given", hint="write key=value, e.g. license=CC0-1.0")
         clean = {k: _coerce_mutable(k, v) for k, v in changes.items()}
-        ds = self.dataset(s, accession)
-        # Row lock on PostgreSQL; SQLite serialises writers anyway.
-        ds = s.exec(select(Dataset).where(Dataset.id == ds.id).with_for_update()).one()
-        if expected_rev is not None and ds.mutable_rev != expected_rev:
-            raise Conflict(
-                f"{accession} changed since you read it (revision {ds.mutable_rev}, not {expected_rev})",
-                hint="reload, re-apply your change and try again",
+        ds_id = self.dataset(s, accession).id
+        # Optimistic concurrency: the UPDATE only applies if nobody changed the row since we
+        # read it (compare-and-set on mutable_rev); otherwise re-read and try again. Works
+        # the same on SQLite (no row locks) and PostgreSQL.
+        for _attempt in range(100):
+            ds = s.exec(
+                select(Dataset).where(Dataset.id == ds_id).execution_options(populate_existing=True)
+            ).one()
+            seen = ds.mutable_rev
+            if expected_rev is not None and seen != expected_rev:
+                raise Conflict(
+                    f"{accession} changed since you read it (revision {seen}, not {expected_rev})",
+                    hint="reload, re-apply your change and try again",
+                )
+            current = dict(ds.mutable)
+            revs = []
+            for k, new in clean.items():
+                if current.get(k) != new:
+                    revs.append((k, current.get(k), new))
+                    current[k] = new
+            if not revs:
+                return []
+            result = s.execute(
+                update(Dataset)
+                .where(Dataset.id == ds_id, Dataset.mutable_rev == seen)  # type: ignore[arg-type]
+                .values(mutable=current, title=current.get("title", ds.title), mutable_rev=seen + 1)
             )
-        current = dict(ds.mutable)
-        rev = ds.mutable_rev + 1
-        out = []
-        for k, new in clean.items():
-            old = current.get(k)
-            if old == new:
+            if result.rowcount != 1:
                 continue
-            r = MutableRevision(
-                dataset_id=ds.id, rev=rev, key=k, old=old, new=new, who=who, reason=reason.strip()
-            )
-            s.add(r)
-            out.append(r)
-            current[k] = new
-        if not out:
-            return []
-        ds.mutable = current
-        ds.title = current.get("title", ds.title)
-        ds.mutable_rev = rev
-        s.add(ds)
-        s.flush()
-        return out
+            out = [
+                MutableRevision(
+                    dataset_id=ds_id, rev=seen + 1, key=k, old=old, new=new, who=who,
+                    reason=reason.strip(),
+                )
+                for k, old, new in revs
+            ]  # fmt: skip
+            s.add_all(out)
+            s.flush()
+            s.expire(ds)
+            return out
+        raise Conflict(f"{accession} is being edited by many at once", hint="try again")
 
     def history(self, s: Session, accession: str) -> Sequence[MutableRevision]:
         ds = self.dataset(s, accession)

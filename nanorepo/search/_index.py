@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import Float, Integer, delete, func, text
 from sqlmodel import Session, select
 
 from nanorepo.catalog.models import Dataset, DatasetField, Image, SearchDoc, Version
@@ -57,10 +57,8 @@ def parse_query(q: str) -> Query:
     """Parse ``'nuclear pore technique:STED organism:"Homo sapiens"'``."""
     try:
         tokens = shlex.split(q or "")
-    except ValueError as exc:
-        raise InvalidInput(
-            f"cannot parse the query {q!r}: {exc}", hint="close every quote"
-        ) from None
+    except ValueError:  # a stray quote in a search box: take the words as they are
+        tokens = (q or "").replace('"', " ").replace("'", " ").split()
     words: list[str] = []
     filters: list[tuple[str, str]] = []
     for tok in tokens:
@@ -204,21 +202,27 @@ def search(
             DatasetField.field == f, DatasetField.value == value
         )
         stmt = stmt.where(Dataset.id.in_(sub))  # type: ignore[union-attr]
-    rank = None
+    order: list[Any] = [Dataset.id]
     dialect = s.get_bind().dialect.name
     if query.words:
         if dialect == "sqlite":
-            fts = text("SELECT rowid FROM search_fts WHERE search_fts MATCH :m").bindparams(
-                m=_fts_match(query.words)
+            fts = (
+                text(
+                    "SELECT rowid AS id, bm25(search_fts) AS rank FROM search_fts "
+                    "WHERE search_fts MATCH :m"
+                )
+                .bindparams(m=_fts_match(query.words))
+                .columns(id=Integer, rank=Float)
+                .subquery()
             )
-            stmt = stmt.where(Dataset.id.in_(fts.columns(rowid=int)))  # type: ignore[union-attr]
+            stmt = stmt.join(fts, fts.c.id == Dataset.id)
+            order = [fts.c.rank.asc(), Dataset.id]  # bm25: lower is better
         else:
             tsq = func.plainto_tsquery("simple", " ".join(query.words))
             tsv = func.to_tsvector("simple", SearchDoc.text)
             stmt = stmt.join(SearchDoc, SearchDoc.dataset_id == Dataset.id).where(tsv.op("@@")(tsq))
-            rank = func.ts_rank(tsv, tsq)
+            order = [func.ts_rank(tsv, tsq).desc(), Dataset.id]
     total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
-    order = [Dataset.id] if rank is None else [rank.desc(), Dataset.id]
     ids = s.exec(stmt.order_by(*order).offset(offset).limit(limit)).all()
     by_id = {d.id: d for d in s.exec(select(Dataset).where(Dataset.id.in_(ids))).all()}  # type: ignore[union-attr]
     return [by_id[i] for i in ids if i in by_id], int(total)

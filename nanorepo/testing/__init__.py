@@ -1,0 +1,1 @@
+"""Shared pytest fixtures for nanorepo (registered as the ``nanorepo`` pytest plugin)."""

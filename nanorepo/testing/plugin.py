@@ -1,0 +1,124 @@
+"""pytest plugin: temporary repositories on SQLite and PostgreSQL, sample files.
+
+Registered through the ``pytest11`` entry point so every test module (and projects that
+build on nanorepo) get the same fixtures. The ``catalog_url`` fixture is parametrised
+over both backends: tests that take it run twice, as jupyterhub's own suite does.
+PostgreSQL tests get a fresh database each; on CI a missing server is an error, never
+a skip (``.ci/run`` starts it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nanorepo.settings import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "NANOREPO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of the PostgreSQL admin database; fails on CI, skips elsewhere, if it is down."""
+    problem = _pg_available()
+    if problem:
+        msg = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (.ci/run should have started it)")
+        pytest.skip(msg)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"nanorepo_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Catalog URL on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Any]:
+    """A migrated :class:`nanorepo.catalog.Catalog` on each backend, closed afterwards."""
+    from nanorepo.catalog import Catalog
+
+    cat = Catalog(catalog_url)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, catalog_url: str) -> Settings:
+    """Settings of a fresh repository under ``tmp_path/home`` (on each catalog backend)."""
+    home = tmp_path / "home"
+    env = {"NANOREPO_DATABASE_URL": catalog_url, "NANOREPO_USER": "alice"}
+    return Settings.from_env(home, env=env)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Settings of a fresh repository on SQLite only (for tests about storage, not the DB)."""
+    return Settings.from_env(tmp_path / "home", env={"NANOREPO_USER": "alice"})
+
+
+@pytest.fixture
+def repo(settings: Settings) -> Iterator[Any]:
+    """A :class:`nanorepo.repository.Repository` on each catalog backend."""
+    from nanorepo.repository import Repository
+
+    r = Repository(settings)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def sqlite_repo(sqlite_settings: Settings) -> Iterator[Any]:
+    from nanorepo.repository import Repository
+
+    r = Repository(sqlite_settings)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def cli_env(sqlite_settings: Settings) -> dict[str, str]:
+    """Environment for running the ``nanorepo`` command against a fresh repository."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NANOREPO_")}
+    env.update(
+        NANOREPO_HOME=str(sqlite_settings.home),
+        NANOREPO_USER="alice",
+        COLUMNS="200",
+    )
+    return env
