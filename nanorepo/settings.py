@@ -45,6 +45,10 @@ class Settings:
     allowed_roots:
         Directories deposits may be read from (``NANOREPO_ALLOWED_ROOTS``, ``os.pathsep``
         separated); empty means anywhere the caller can read (single-user CLI).
+    failpoint:
+        Crash-test hook (``NANOREPO_FAILPOINT``): the process kills itself with SIGKILL when
+        it reaches the named point of a deposit, so tests can prove crash safety at exactly
+        the moments that matter. Never set in production.
     """
 
     home: Path
@@ -56,6 +60,7 @@ class Settings:
     url: str | None = None
     token: str | None = None
     allowed_roots: tuple[Path, ...] = ()
+    failpoint: str | None = None
 
     @classmethod
     def from_env(
@@ -85,6 +90,7 @@ class Settings:
             url=env.get("NANOREPO_URL") or None,
             token=env.get("NANOREPO_TOKEN") or env.get("JUPYTERHUB_API_TOKEN") or None,
             allowed_roots=roots,
+            failpoint=env.get("NANOREPO_FAILPOINT") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -76,6 +76,14 @@ class DepositResult:
         return asdict(self)
 
 
+def _failpoint(settings: Settings, name: str) -> None:
+    """Die here, as by ``kill -9``, when the crash tests ask for it (see Settings.failpoint)."""
+    if settings.failpoint == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # -- inputs -----------------------------------------------------------------------------
 
 
@@ -465,6 +473,7 @@ def deposit(
             rec, entry = _convert_image(src, merged[src.name], stage, rel, progress)
             images.append(rec)
             entries[rel] = entry
+            _failpoint(settings, "after-image")
         files, digests = _stage_files(settings, inputs, stage, 1, progress)
         metadata_json, manifest_digest, manifest = _write_version_docs(
             stage, accession, 1, record, images, entries, files, digests,
@@ -495,7 +504,9 @@ def deposit(
             s.commit()
         if progress:
             progress(f"publishing {accession}")
+        _failpoint(settings, "before-publish")
         publish_dir(stage, layout.dataset_dir(accession, access), layout.incoming)
+        _failpoint(settings, "after-publish")
         _commit(catalog, key, vrec, index)
     shutil.rmtree(root, ignore_errors=True)
     return DepositResult(
@@ -835,6 +846,7 @@ def revise(
             s.commit()
         for rel, dst in moves:
             publish_dir(stage / rel, dst, layout.incoming)
+            _failpoint(settings, "revise-mid-publish")
         _commit(catalog, key, vrec, index)
     shutil.rmtree(root, ignore_errors=True)
     return DepositResult(
