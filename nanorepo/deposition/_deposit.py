@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nanorepo.catalog import Catalog, ImageRecord, VersionRecord
 from nanorepo.deposition._metadata import (
@@ -36,8 +36,6 @@ from nanorepo.errors import (
     InvalidInput,
     PathNotAllowed,
 )
-from nanorepo.ome import ImageSource, is_localisation_table, open_source, read_localisations
-from nanorepo.ome import write_image as write_ome_zarr
 from nanorepo.settings import Settings
 from nanorepo.storage import (
     FileDigest,
@@ -55,6 +53,12 @@ from nanorepo.storage import (
     write_atomic,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from nanorepo.ome import ImageSource
+
+# nanorepo.ome (tensorstore, zarr, dask, xarray) is imported where images are handled, so
+# commands that only read the catalog (list, show, history) start in a fraction of a second.
 
 __all__ = ["DepositResult", "deposit", "recover", "revise"]
 
@@ -132,11 +136,15 @@ def _fingerprint(path: Path) -> list[Any]:
             for f in sorted(files):
                 st = os.stat(os.path.join(dirpath, f))
                 out.append(
-                    [os.path.relpath(os.path.join(dirpath, f), path), st.st_size, st.st_mtime_ns]
+                    [
+                        os.path.relpath(os.path.join(dirpath, f), path),
+                        st.st_size,
+                        str(st.st_mtime_ns),
+                    ]
                 )
         return [str(path), out]
     st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+    return [str(path), st.st_size, str(st.st_mtime_ns)]  # ns exceed JSON-safe integers
 
 
 @dataclass
@@ -154,6 +162,8 @@ def _classify(
     pattern: str | None,
     taken: set[str],
 ) -> _Inputs:
+    from nanorepo.ome import is_localisation_table, open_source, read_localisations
+
     sources: list[ImageSource] = []
     tables: list[tuple[str, Path, Any]] = []
     originals: list[Path] = []
@@ -269,8 +279,10 @@ def _convert_image(
         shutil.rmtree(target)
     if progress:
         progress(f"{src.name}: converting {'x'.join(map(str, src.shape))} {src.dtype} to OME-Zarr")
+    from nanorepo.ome import write_image
+
     sourced = _Sourced(src, facts)
-    written = write_ome_zarr(sourced, target)
+    written = write_image(sourced, target)
     manifest = build_image_manifest(target, relpath)
     digest = write_manifest(manifest, stage / manifest_rel)
     entry = ImageEntry(manifest_rel, digest, len(manifest.objects), manifest.size)
@@ -697,6 +709,8 @@ def revise(
 
     kept = {n: im for n, im in prev_images.items() if n not in replace}
     inputs = _classify(settings, list(add), supporting, pattern, set(kept))
+    from nanorepo.ome import open_source
+
     rep_sources: list[ImageSource] = []
     for name, path in replace.items():
         p = _check_input_path(settings, path)

@@ -66,7 +66,7 @@ def test_metadata_only_revision_shares_images_and_writes_little(
     repo: Repository, tmp_path: Path, metadata_file: Path
 ) -> None:
     big = tmp_path / "inputs" / "big.ome.tif"
-    write_ome_tiff(big, shape=(8, 512, 512))
+    write_ome_tiff(big, shape=(8, 1024, 1024))
     res = repo.deposit([big], title="Big", metadata=metadata_file)
     ds_dir = Path(repo.show(res.accession)["path"])
     before = _tree_bytes(ds_dir)
