@@ -19,6 +19,7 @@ def write_ome_tiff(
     z_step_um: float = 0.1,
     seed: int = 0,
     channel_names: list[str] | None = None,
+    compression: str | None = None,
 ) -> np.ndarray:
     """Write a microscopy-like OME-TIFF (structure + Poisson noise) with OME-XML sizes."""
     rng = np.random.default_rng(seed)
@@ -36,7 +37,9 @@ def write_ome_tiff(
         meta.update(PhysicalSizeZ=z_step_um, PhysicalSizeZUnit="µm")
     if channel_names:
         meta["Channel"] = {"Name": channel_names}
-    tifffile.imwrite(path, data, ome=True, metadata=meta, photometric="minisblack")
+    tifffile.imwrite(
+        path, data, ome=True, metadata=meta, photometric="minisblack", compression=compression
+    )
     return data
 
 

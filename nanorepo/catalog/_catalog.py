@@ -169,6 +169,17 @@ class Catalog:
     def deposit(self, s: Session, key: str) -> Deposit | None:
         return s.get(Deposit, key)
 
+    def abandon_deposit(self, s: Session, key: str) -> None:
+        """Forget a deposit that failed on bad input: its row and its unpublished accession."""
+        dep = s.get(Deposit, key)
+        if dep is not None and dep.state != "published":
+            s.delete(dep)
+            if dep.kind == "new":
+                acc = s.exec(select(Accession).where(Accession.deposit_key == key)).first()
+                if acc is not None:
+                    s.delete(acc)
+        s.flush()
+
     def open_deposits(self, s: Session) -> Sequence[Deposit]:
         return s.exec(select(Deposit).where(Deposit.state != "published")).all()
 

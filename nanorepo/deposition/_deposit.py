@@ -162,13 +162,13 @@ def _classify(
     pattern: str | None,
     taken: set[str],
 ) -> _Inputs:
-    from nanorepo.ome import is_localisation_table, open_source, read_localisations
+    from nanorepo.ome import is_localisation_table, open_sources, read_localisations
 
     sources: list[ImageSource] = []
     tables: list[tuple[str, Path, Any]] = []
     originals: list[Path] = []
     names = set(taken)
-    errors: list[str] = []
+    errors: list[InvalidInput] = []
     for raw in paths:
         p = _check_input_path(settings, raw)
         originals.append(p)
@@ -178,20 +178,27 @@ def _classify(
                 tables.append((name, p, read_localisations(p)))
                 new = [name]
             else:
-                src = open_source(p, pattern=pattern, name=_safe_name(_stem(p)))
-                sources.append(src)
-                new = [src.name]
+                # Every series of a multi-series file becomes an image (<name>_s<i>).
+                found = open_sources(p, pattern=pattern, name=_safe_name(_stem(p)))
+                sources.extend(found)
+                new = [src.name for src in found]
         except InvalidInput as exc:
-            errors.append(str(exc))
+            errors.append(exc)
             continue
         for n in new:
             check_name(n)
             if n in names:
-                errors.append(f"{p}: a second image or table named {n!r}; rename one of the files")
+                errors.append(
+                    InvalidInput(
+                        f"{p}: a second image or table named {n!r}; rename one of the files"
+                    )
+                )
             names.add(n)
+    if len(errors) == 1:
+        raise errors[0]
     if errors:
         raise InvalidInput(
-            "\n".join(errors) if len(errors) > 1 else errors[0].split("\n  hint:")[0],
+            f"{len(errors)} inputs cannot be deposited:\n" + "\n".join(f"  - {e}" for e in errors),
             hint="nothing was deposited; fix or remove the files named above",
         )
     sup = [_check_input_path(settings, s) for s in supporting]
@@ -261,6 +268,21 @@ def _locked(staging: Path) -> Iterator[None]:
                 hint="wait for it to finish; run the same command again afterwards to resume",
             ) from None
         yield
+
+
+@contextmanager
+def _abandon_on_bad_input(catalog: Catalog, key: str, root: Path) -> Iterator[None]:
+    """Damage found only while converting (e.g. inside compressed pixel data) is still bad
+    input: drop the staging and the deposit's rows so the catalog is as it was before."""
+    try:
+        yield
+    except InvalidInput:
+        with catalog.session() as s:
+            catalog.abandon_deposit(s, key)
+            s.commit()
+        shutil.rmtree(root / "dataset", ignore_errors=True)
+        shutil.rmtree(root / "done", ignore_errors=True)
+        raise
 
 
 def _convert_image(
@@ -480,13 +502,14 @@ def deposit(
         stage.mkdir(parents=True, exist_ok=True)
         images: list[ImageRecord] = []
         entries: dict[str, ImageEntry] = {}
-        for src in inputs.sources:
-            rel = Layout.image_relpath(1, src.name)
-            rec, entry = _convert_image(src, merged[src.name], stage, rel, progress)
-            images.append(rec)
-            entries[rel] = entry
-            _failpoint(settings, "after-image")
-        files, digests = _stage_files(settings, inputs, stage, 1, progress)
+        with _abandon_on_bad_input(catalog, key, root):
+            for src in inputs.sources:
+                rel = Layout.image_relpath(1, src.name)
+                rec, entry = _convert_image(src, merged[src.name], stage, rel, progress)
+                images.append(rec)
+                entries[rel] = entry
+                _failpoint(settings, "after-image")
+            files, digests = _stage_files(settings, inputs, stage, 1, progress)
         metadata_json, manifest_digest, manifest = _write_version_docs(
             stage, accession, 1, record, images, entries, files, digests,
             created_by=settings.user, note="deposited",
@@ -549,6 +572,23 @@ def _stage_files(
             }
         )
         digests[rel] = d
+    for src in inputs.sources:
+        xml = getattr(src, "ome_xml", None)
+        if xml:
+            # The instrument's own OME-XML, kept verbatim: the harvest can be redone later.
+            rel = Layout.file_relpath(number, f"{src.name}.ome.xml")
+            target = stage / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(xml, encoding="utf-8")
+            d = hash_file(target)
+            files.append(
+                {
+                    "name": f"{src.name}.ome.xml", "path": rel, "role": "ome-xml",
+                    "media_type": "application/xml", "size_bytes": d.size, "sha256": d.sha256,
+                    "summary": {},
+                }
+            )  # fmt: skip
+            digests[rel] = d
     for p in inputs.supporting:
         rel = Layout.file_relpath(number, _safe_name(p.name))
         row, d = _stage_file(p, stage, rel, "supporting")
@@ -808,13 +848,14 @@ def revise(
             )  # fmt: skip
             images.append(rec)
             entries[im.path] = prev_manifest.images[im.path]
-        for src in new_sources:
-            rel = Layout.image_relpath(number, src.name)
-            rec, entry = _convert_image(src, merged[src.name], stage, rel, progress)
-            images.append(rec)
-            entries[rel] = entry
+        with _abandon_on_bad_input(catalog, key, root):
+            for src in new_sources:
+                rel = Layout.image_relpath(number, src.name)
+                rec, entry = _convert_image(src, merged[src.name], stage, rel, progress)
+                images.append(rec)
+                entries[rel] = entry
+            new_files, digests = _stage_files(settings, inputs, stage, number, progress)
         images.sort(key=lambda i: i.name)
-        new_files, digests = _stage_files(settings, inputs, stage, number, progress)
         new_names = {f["name"] for f in new_files}
         files = [
             {

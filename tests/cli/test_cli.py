@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tifffile
 
 from tests.conftest import write_ome_tiff
 
@@ -37,7 +38,15 @@ def catalog_rows(env: dict[str, str]) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         return {
             t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-            for t in ("dataset", "version", "image", "file", "mutable_revision")
+            for t in (
+                "dataset",
+                "version",
+                "image",
+                "file",
+                "mutable_revision",
+                "accession",
+                "deposit",
+            )
         }
 
 
@@ -189,6 +198,21 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(
         ["bad.yaml", "biosample.organism", "X-ray", "55", "ghost"],
     )  # fmt: skip
     assert "metadata problems" in msg  # all at once
+
+    # Damage inside compressed pixel data is found only while converting: still refused,
+    # still nothing changed (the reserved accession is released).
+    damaged = inputs / "damaged.ome.tif"
+    write_ome_tiff(damaged, shape=(6, 256, 256), seed=4, compression="zlib")
+    with tifffile.TiffFile(damaged) as tif:
+        offset, count = tif.pages[4].dataoffsets[0], tif.pages[4].databytecounts[0]
+    raw = bytearray(damaged.read_bytes())
+    raw[offset + 2 : offset + count - 8] = bytes(count - 10)
+    damaged.write_bytes(bytes(raw))
+    _assert_refused(
+        cli_env, ["deposit", str(damaged), "--title", "T", "--metadata", str(metadata_file)],
+        ["damaged.ome.tif"],
+    )  # fmt: skip
+    assert not list((Path(cli_env["NANOREPO_HOME"]) / "staging").glob("*/dataset"))
 
     _assert_refused(
         cli_env,

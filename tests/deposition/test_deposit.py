@@ -48,7 +48,7 @@ def test_deposit_open_and_read_back(repo: Repository, ome_tiff: Path, metadata_f
     assert shown["mutable"]["license"] == "CC-BY-4.0"
     assert Path(shown["images"][0]["storage_path"]).is_dir()
     roles = {f["role"] for f in shown["files"]}
-    assert roles == {"original"}
+    assert roles == {"original", "ome-xml"}
     orig = next(f for f in shown["files"] if f["role"] == "original")
     assert Path(orig["storage_path"]).read_bytes() == ome_tiff.read_bytes()
     assert repo.verify(res.accession)[0].ok
