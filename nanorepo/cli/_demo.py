@@ -27,7 +27,7 @@ def deposit_demo(
     existing: dict[str, str] = {}
     offset = 0
     while True:
-        rows, total = repo.list(offset=offset, limit=1000)
+        rows, total = repo.list_datasets(offset=offset, limit=1000)
         existing.update({r["title"]: r["accession"] for r in rows})
         offset += len(rows)
         if not rows or offset >= total:

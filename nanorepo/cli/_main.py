@@ -247,7 +247,7 @@ def _summary_table(rows: list[dict[str, Any]], total: int) -> None:
 @pass_ctx
 def list_cmd(c: _Ctx, offset: int, limit: int, as_json: bool) -> None:
     """List datasets."""
-    rows, total = c.repo.list(offset=offset, limit=limit)
+    rows, total = c.repo.list_datasets(offset=offset, limit=limit)
     if as_json:
         _emit({"total": total, "offset": offset, "items": rows})
         return

@@ -128,6 +128,10 @@ def _stem(p: Path) -> str:
     return p.stem
 
 
+def _is_zarr_dir(p: Path) -> bool:
+    return any((p / marker).exists() for marker in ("zarr.json", ".zattrs", ".zgroup"))
+
+
 def _fingerprint(path: Path) -> list[Any]:
     """Identity of an input for the deposit key: path, size and mtime of every file."""
     if path.is_dir():
@@ -179,7 +183,9 @@ def _classify(
                 new = [name]
             else:
                 # Every series of a multi-series file becomes an image (<name>_s<i>).
-                found = open_sources(p, pattern=pattern, name=_safe_name(_stem(p)))
+                # A plane folder names its image(s) from the file-name pattern's {name}.
+                name = None if p.is_dir() and not _is_zarr_dir(p) else _safe_name(_stem(p))
+                found = open_sources(p, pattern=pattern, name=name)
                 sources.extend(found)
                 new = [src.name for src in found]
         except InvalidInput as exc:
@@ -888,8 +894,7 @@ def revise(
         # New images and files first, the version directory last: it is the commit point.
         moves: list[tuple[str, Path]] = []
         for top in ("images", "files", "originals"):
-            d = stage / top / f"v{number}"
-            if d.exists():
+            if (stage / top / f"v{number}").exists():
                 moves.append((f"{top}/v{number}", dataset_dir / top / f"v{number}"))
         vrel = Layout.version_relpath(number)
         moves.append((vrel, dataset_dir / vrel))

@@ -146,7 +146,9 @@ class Repository:
         acc, ver = parse_ref(ref)
         return open_version(self.layout, acc, ver, catalog=self._ready())
 
-    def list(self, *, offset: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+    def list_datasets(
+        self, *, offset: int = 0, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
         cat = self._ready()
         with cat.session() as s:
             rows, total = cat.list_datasets(s, offset=offset, limit=limit)
