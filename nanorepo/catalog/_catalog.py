@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nanorepo.catalog._db import make_engine, migrate
 from nanorepo.catalog.models import (
@@ -43,7 +43,15 @@ from nanorepo.errors import (
 )
 from nanorepo.storage import check_accession, sha256_hex
 
-__all__ = ["MUTABLE_FIELDS", "Catalog", "ImageRecord", "VersionRecord"]
+__all__ = ["MUTABLE_FIELDS", "Catalog", "ImageRecord", "VersionRecord", "row_id"]
+
+
+def row_id(row: Any) -> int:
+    """The primary key of a flushed row (SQLModel types it ``int | None`` until then)."""
+    if row.id is None:
+        raise RuntimeError(f"{type(row).__name__} row has no id yet; flush the session first")
+    return int(row.id)
+
 
 _STATES = {"curation_state": {"submitted", "in-review", "curated", "flagged"}}
 _PRESERVATION = {"ok", "at-risk", "damaged", "repaired"}
@@ -208,16 +216,18 @@ class Catalog:
 
     def versions(self, s: Session, dataset_id: int) -> Sequence[Version]:
         return s.exec(
-            select(Version).where(Version.dataset_id == dataset_id).order_by(Version.number)
+            select(Version).where(Version.dataset_id == dataset_id).order_by(col(Version.number))
         ).all()
 
     def images(self, s: Session, version_id: int) -> Sequence[Image]:
         return s.exec(
-            select(Image).where(Image.version_id == version_id).order_by(Image.name)
+            select(Image).where(Image.version_id == version_id).order_by(col(Image.name))
         ).all()
 
     def files(self, s: Session, version_id: int) -> Sequence[File]:
-        return s.exec(select(File).where(File.version_id == version_id).order_by(File.name)).all()
+        return s.exec(
+            select(File).where(File.version_id == version_id).order_by(col(File.name))
+        ).all()
 
     def list_datasets(
         self, s: Session, *, offset: int = 0, limit: int = 100, include_embargoed: bool = True
@@ -226,7 +236,7 @@ class Catalog:
         if not include_embargoed:
             q = q.where(Dataset.access == "public")
         total = s.exec(select(func.count()).select_from(q.subquery())).one()
-        rows = s.exec(q.order_by(Dataset.id).offset(offset).limit(limit)).all()
+        rows = s.exec(q.order_by(col(Dataset.id)).offset(offset).limit(limit)).all()
         return rows, int(total)
 
     # -- writing versions --------------------------------------------------------------
@@ -254,7 +264,7 @@ class Catalog:
             for k, v in mutable.items():
                 s.add(
                     MutableRevision(
-                        dataset_id=ds.id, rev=1, key=k, old=None, new=v,
+                        dataset_id=row_id(ds), rev=1, key=k, old=None, new=v,
                         who=rec.created_by, reason="deposited",
                     )
                 )  # fmt: skip
@@ -269,7 +279,7 @@ class Catalog:
             ds.latest_version = rec.number
             s.add(ds)
         v = Version(
-            dataset_id=ds.id,
+            dataset_id=row_id(ds),
             number=rec.number,
             created_by=rec.created_by,
             note=rec.note,
@@ -281,9 +291,9 @@ class Catalog:
         s.add(v)
         s.flush()
         for im in rec.images:
-            s.add(Image(version_id=v.id, **im.__dict__))
+            s.add(Image(version_id=row_id(v), **im.__dict__))
         for f in rec.files:
-            s.add(File(version_id=v.id, **f))
+            s.add(File(version_id=row_id(v), **f))
         s.flush()
         return ds, v
 
@@ -312,13 +322,15 @@ class Catalog:
         if not changes:
             raise InvalidInput("no changes given", hint="write key=value, e.g. license=CC0-1.0")
         clean = {k: _coerce_mutable(k, v) for k, v in changes.items()}
-        ds_id = self.dataset(s, accession).id
+        ds_id = row_id(self.dataset(s, accession))
         # Optimistic concurrency: the UPDATE only applies if nobody changed the row since we
         # read it (compare-and-set on mutable_rev); otherwise re-read and try again. Works
         # the same on SQLite (no row locks) and PostgreSQL.
         for _attempt in range(100):
             ds = s.exec(
-                select(Dataset).where(Dataset.id == ds_id).execution_options(populate_existing=True)
+                select(Dataset)
+                .where(col(Dataset.id) == ds_id)
+                .execution_options(populate_existing=True)
             ).one()
             seen = ds.mutable_rev
             if expected_rev is not None and seen != expected_rev:
@@ -336,10 +348,10 @@ class Catalog:
                 return []
             result = s.execute(
                 update(Dataset)
-                .where(Dataset.id == ds_id, Dataset.mutable_rev == seen)  # type: ignore[arg-type]
+                .where(col(Dataset.id) == ds_id, col(Dataset.mutable_rev) == seen)
                 .values(mutable=current, title=current.get("title", ds.title), mutable_rev=seen + 1)
             )
-            if result.rowcount != 1:
+            if getattr(result, "rowcount", 0) != 1:
                 continue
             out = [
                 MutableRevision(
@@ -359,7 +371,7 @@ class Catalog:
         return s.exec(
             select(MutableRevision)
             .where(MutableRevision.dataset_id == ds.id)
-            .order_by(MutableRevision.rev, MutableRevision.id)
+            .order_by(col(MutableRevision.rev), col(MutableRevision.id))
         ).all()
 
     # -- fixity ------------------------------------------------------------------------
@@ -408,14 +420,14 @@ class Catalog:
             s.add(g)
             s.flush()
         if s.get(GroupMember, (g.id, u.id)) is None:
-            s.add(GroupMember(group_id=g.id, user_id=u.id))
+            s.add(GroupMember(group_id=row_id(g), user_id=row_id(u)))
             s.flush()
 
     def groups_of(self, s: Session, user: str) -> list[str]:
         rows = s.exec(
             select(Group.name)
-            .join(GroupMember, GroupMember.group_id == Group.id)
-            .join(User, User.id == GroupMember.user_id)
+            .join(GroupMember, col(GroupMember.group_id) == col(Group.id))
+            .join(User, col(User.id) == col(GroupMember.user_id))
             .where(User.name == user)
         ).all()
         return sorted(rows)
@@ -432,7 +444,9 @@ class Catalog:
             )
         ).first()
         if g is None:
-            g = Grant(dataset_id=ds.id, principal_kind=kind, principal=principal, granted_by=by)
+            g = Grant(
+                dataset_id=row_id(ds), principal_kind=kind, principal=principal, granted_by=by
+            )
             s.add(g)
             s.flush()
         return g

@@ -184,8 +184,8 @@ def _classify(
             else:
                 # Every series of a multi-series file becomes an image (<name>_s<i>).
                 # A plane folder names its image(s) from the file-name pattern's {name}.
-                name = None if p.is_dir() and not _is_zarr_dir(p) else _safe_name(_stem(p))
-                found = open_sources(p, pattern=pattern, name=name)
+                image_name = None if p.is_dir() and not _is_zarr_dir(p) else _safe_name(_stem(p))
+                found = open_sources(p, pattern=pattern, name=image_name)
                 sources.extend(found)
                 new = [src.name for src in found]
         except InvalidInput as exc:
@@ -221,10 +221,7 @@ def _facts(src: ImageSource) -> ImageFacts:
         shape=[int(s) for s in src.shape],
         dtype=str(src.dtype),
         pixel_sizes=dict(src.pixel_sizes),
-        channels=[
-            {k: v for k, v in asdict(c).items() if v is not None}  # type: ignore[call-overload]
-            for c in src.channels
-        ],
+        channels=[{k: v for k, v in asdict(c).items() if v is not None} for c in src.channels],
         acquisition=dict(src.acquisition),
         key_values=dict(src.key_values),
         origin=list(src.origin),
@@ -243,16 +240,16 @@ class _Sourced:
         self.dims = tuple(src.dims)
         self.shape = tuple(src.shape)
         self.dtype = src.dtype
-        self.pixel_sizes = dict(facts["pixel_sizes"])
+        self.pixel_sizes: Mapping[str, float] = dict(facts["pixel_sizes"])
         fields = set(Channel.__dataclass_fields__)
-        self.channels = tuple(
+        self.channels: tuple[Channel, ...] = tuple(
             Channel(
-                **{k: (tuple(v) if k == "window" and v else v) for k, v in c.items() if k in fields}
+                **{k: (tuple(v) if k == "window" and v else v) for k, v in c.items() if k in fields}  # type: ignore[arg-type]
             )
             for c in facts["channels"]
         ) or tuple(src.channels)
-        self.acquisition = dict(facts["acquisition"])
-        self.key_values = dict(facts["key_values"])
+        self.acquisition: Mapping[str, Any] = dict(facts["acquisition"])
+        self.key_values: Mapping[str, str] = dict(facts["key_values"])
         self.origin = tuple(src.origin)
 
     def read(self, region: tuple[slice, ...]) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Float, Integer, delete, func, text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nanorepo.catalog.models import Dataset, DatasetField, Image, SearchDoc, Version
 from nanorepo.errors import InvalidInput
@@ -150,18 +150,18 @@ def index_dataset(s: Session, dataset_id: int) -> None:
         parts += list(vals)
     doc = "\n".join(p for p in parts if p)
 
-    existing = s.get(SearchDoc, ds.id)
+    existing = s.get(SearchDoc, dataset_id)
     if existing is None:
-        s.add(SearchDoc(dataset_id=ds.id, text=doc))  # type: ignore[arg-type]
+        s.add(SearchDoc(dataset_id=dataset_id, text=doc))
     else:
         existing.text = doc
         s.add(existing)
-    s.exec(delete(DatasetField).where(DatasetField.dataset_id == ds.id))  # type: ignore[call-overload]
+    s.execute(delete(DatasetField).where(col(DatasetField.dataset_id) == dataset_id))
     for f, vals in values.items():
         for val in sorted(vals):
             s.add(
                 DatasetField(
-                    dataset_id=ds.id,  # type: ignore[arg-type]
+                    dataset_id=dataset_id,
                     field=f,
                     value=val.strip().lower()[:255],
                     display=val.strip()[:255],
@@ -215,12 +215,14 @@ def search(
                 .columns(id=Integer, rank=Float)
                 .subquery()
             )
-            stmt = stmt.join(fts, fts.c.id == Dataset.id)
+            stmt = stmt.join(fts, fts.c.id == col(Dataset.id))
             order = [fts.c.rank.asc(), Dataset.id]  # bm25: lower is better
         else:
             tsq = func.plainto_tsquery("simple", " ".join(query.words))
             tsv = func.to_tsvector("simple", SearchDoc.text)
-            stmt = stmt.join(SearchDoc, SearchDoc.dataset_id == Dataset.id).where(tsv.op("@@")(tsq))
+            stmt = stmt.join(SearchDoc, col(SearchDoc.dataset_id) == col(Dataset.id)).where(
+                tsv.op("@@")(tsq)
+            )
             order = [func.ts_rank(tsv, tsq).desc(), Dataset.id]
     total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
     ids = s.exec(stmt.order_by(*order).offset(offset).limit(limit)).all()
