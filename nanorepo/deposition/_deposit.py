@@ -599,15 +599,25 @@ def _stage_files(
         digests[rel] = d
     if settings.keep_originals:
         for p in inputs.originals:
-            if p.is_dir():
-                continue  # directories (OME-Zarr, plane folders) are kept as their conversion
-            rel = Layout.file_relpath(number, _safe_name(p.name), original=True)
+            if p.is_dir() and _is_zarr_dir(p):
+                continue  # an OME-Zarr submission is kept as its (lossless) conversion
             if progress:
                 progress(f"keeping original {p.name}")
-            row, d = _stage_file(p, stage, rel, "original")
-            row["name"] = f"originals/{row['name']}"
-            files.append(row)
-            digests[rel] = d
+            # A plane folder is kept file by file under originals/vN/<folder>/.
+            if p.is_dir():
+                members = [
+                    (q, [_safe_name(p.name), *(_safe_name(x) for x in q.relative_to(p).parts)])
+                    for q in sorted(p.rglob("*"))
+                    if q.is_file()
+                ]
+            else:
+                members = [(p, [_safe_name(p.name)])]
+            for q, parts in members:
+                rel = Layout.original_relpath(number, parts)
+                row, d = _stage_file(q, stage, rel, "original")
+                row["name"] = "originals/" + "/".join(parts)
+                files.append(row)
+                digests[rel] = d
     return files, digests
 
 

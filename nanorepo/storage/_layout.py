@@ -125,6 +125,11 @@ class Layout:
         return f"{top}/v{version}/{check_name(name, 'file name')}"
 
     @staticmethod
+    def original_relpath(version: int, parts: list[str]) -> str:
+        """Where a file as deposited is kept; ``parts`` are checked path components."""
+        return f"originals/v{version}/" + "/".join(check_name(p, "file name") for p in parts)
+
+    @staticmethod
     def version_relpath(version: int) -> str:
         return f"versions/v{version}"
 

@@ -54,6 +54,10 @@ def test_plane_directory_with_pattern(
     assert im.dims == ("c", "z", "y", "x")
     assert im.pixel_sizes == {"z": 120.0, "y": 30.0, "x": 30.0}
     np.testing.assert_array_equal(im.to_xarray().values, data)
+    originals = [f for f in sqlite_repo.show(res.accession)["files"] if f["role"] == "original"]
+    assert len(originals) == 6
+    kept = next(f for f in originals if f["name"] == "originals/planes/cellA_c01_z002.tif")
+    assert Path(kept["storage_path"]).read_bytes() == (d / "cellA_c01_z002.tif").read_bytes()
 
 
 def test_existing_ome_zarr_is_rewritten_into_our_layout(
