@@ -12,6 +12,7 @@ from nanorepo.ome._harvest import check, is_image, is_localisation_table, open_s
 from nanorepo.ome._read import OmeZarrImage
 from nanorepo.ome._smlm import CANONICAL_COLUMNS, LocalisationTable, read_localisations
 from nanorepo.ome._source import AXES, ArraySource, Channel, ImageSource
+from nanorepo.ome._thumbnail import png_bytes, render_rgb, thumbnail
 from nanorepo.ome._write import WrittenImage, WrittenLevel, write_image
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "is_localisation_table",
     "open_source",
     "open_sources",
+    "png_bytes",
     "read_localisations",
+    "render_rgb",
+    "thumbnail",
     "write_image",
 ]
