@@ -124,7 +124,7 @@ def convert_image(
     digest = write_manifest(manifest, stage / manifest_rel)
     entry = ImageEntry(manifest_rel, digest, len(manifest.objects), manifest.size)
     channels = [dict(c) for c in facts["channels"]]
-    windows = getattr(written, "channel_windows", None)
+    windows = getattr(written, "windows", None)
     if windows:
         for c, w in zip(channels, windows, strict=False):
             c.setdefault("window", list(w))

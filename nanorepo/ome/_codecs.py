@@ -55,13 +55,13 @@ def inner_codecs(
     dtype = np.dtype(dtype)
     head = [_bytes_codec(dtype)]
     if not isinstance(codec, str):
-        return head + [dict(c) for c in codec]
+        return [*head, *(dict(c) for c in codec)]
     if codec == "blosc-zstd":
-        return head + [_blosc("zstd", 1, dtype)]
+        return [*head, _blosc("zstd", 1, dtype)]
     if codec == "blosc-lz4":
-        return head + [_blosc("lz4", 5, dtype)]
+        return [*head, _blosc("lz4", 5, dtype)]
     if codec == "zstd":
-        return head + [{"name": "zstd", "configuration": {"level": 5, "checksum": False}}]
+        return [*head, {"name": "zstd", "configuration": {"level": 5, "checksum": False}}]
     if codec == "none":
         return head
     raise InvalidInput(
