@@ -66,6 +66,11 @@ def _prefixed(unit: str, base_symbol: str, base_name: str) -> float | None:
     return None
 
 
+def _tidy(x: float) -> float:
+    """Drop binary rounding noise of a unit conversion (488e-9 * 1e9 == 488.00000000000006)."""
+    return float(f"{x:.12g}")
+
+
 def length_to_nm(value: float | None, unit: object) -> float | None:
     """Convert a length to nanometres.
 
@@ -97,7 +102,7 @@ def length_to_nm(value: float | None, unit: object) -> float | None:
         factor = _prefixed(text, "m", "meter")
     if factor is None:
         return None
-    return number * factor * 1e9
+    return _tidy(number * factor * 1e9)
 
 
 def time_to_s(value: float | None, unit: object) -> float | None:
@@ -117,7 +122,7 @@ def time_to_s(value: float | None, unit: object) -> float | None:
     factor = _TIME_OTHER_S.get(text.lower())
     if factor is None:
         factor = _prefixed(text, "s", "second")
-    return None if factor is None else number * factor
+    return None if factor is None else _tidy(number * factor)
 
 
 def power_to_mw(value: float | None, unit: object) -> float | None:
