@@ -21,12 +21,14 @@ from nanorepo.settings import Settings
 from nanorepo.storage import Layout, parse_ref, sha256_hex
 
 if TYPE_CHECKING:
+    import pandas
     import xarray
 
     from nanorepo.catalog import Catalog
     from nanorepo.ome import OmeZarrImage
 
 __all__ = ["Dataset", "Image", "open"]
+
 
 _V = re.compile(r"v([1-9][0-9]*)")
 
@@ -61,15 +63,17 @@ class Image:
 
         return OmeZarrImage.open(self.path)
 
-    def to_xarray(self, level: int = 0) -> xarray.DataArray:
-        """A lazy dask-backed ``DataArray`` of pyramid ``level`` with coordinates in nm / s.
+    def to_xarray(self, level: int = 0, *, dask: bool = True) -> xarray.DataArray:
+        """A lazy ``DataArray`` of pyramid ``level`` with coordinates in nm / s.
 
         Selecting a region (``.sel(x=slice(...))`` or ``.isel``) and computing it reads
-        only the chunks the region overlaps.
+        only the chunks the region overlaps; select in one call, since chained selections
+        on a dask array can fetch more. ``dask=False`` gives a lazily indexed array without
+        dask, the faster choice for interactive region reads.
         """
         if not 0 <= level < len(self.levels):
             raise IndexError(f"{self.name} has pyramid levels 0..{len(self.levels) - 1}")
-        da = self.zarr.to_xarray(level)
+        da = self.zarr.to_xarray(level, dask=dask)
         da.name = self.name
         da.attrs.update({"dataset": self.dataset, "image": self.name})
         return da
@@ -101,6 +105,38 @@ class Dataset:
     @property
     def title(self) -> str:
         return str(self.mutable.get("title", ""))
+
+    def file_path(self, name: str) -> Path:
+        """Where a stored file of this version is (checked to lie inside the dataset)."""
+        for f in self.files:
+            if f["name"] == name:
+                return Layout.resolve(self.path, f["path"])
+        raise FileNotFoundError(
+            f"{self.ref} has no file {name!r}; files: {', '.join(f['name'] for f in self.files)}"
+        )
+
+    def localisations(self, name: str | None = None) -> pandas.DataFrame:
+        """A localisation table of this version as a DataFrame (columns in nm).
+
+        ``name`` is the table's file name (``locs.parquet``) or stem; ``None`` takes the only
+        one. Canonical columns: ``x_nm, y_nm[, z_nm], frame, photons, ...``.
+        """
+        import pyarrow.parquet as pq
+
+        tables = [f for f in self.files if f["role"] == "localisations"]
+        if name is not None:
+            tables = [f for f in tables if name in (f["name"], f["name"].removesuffix(".parquet"))]
+        if len(tables) != 1:
+            raise ImageNotFound(
+                f"{self.ref}: {'no' if not tables else 'more than one'} localisation table"
+                + (f" named {name!r}" if name else ""),
+                hint="tables: "
+                + (
+                    ", ".join(f["name"] for f in self.files if f["role"] == "localisations")
+                    or "none"
+                ),
+            )
+        return pq.read_table(self.file_path(tables[0]["name"])).to_pandas()
 
     def image(self, name: str) -> Image:
         for im in self.images:

@@ -133,7 +133,8 @@ class Layout:
     def version_relpath(version: int) -> str:
         return f"versions/v{version}"
 
-    def resolve(self, dataset_dir: Path, relpath: str) -> Path:
+    @staticmethod
+    def resolve(dataset_dir: Path, relpath: str) -> Path:
         """Join a stored relative path onto a dataset directory, refusing any escape."""
         p = (dataset_dir / check_relpath(relpath)).resolve()
         base = dataset_dir.resolve()

@@ -51,3 +51,22 @@ def test_thumbnail_uses_stored_colours(sqlite_repo: Repository) -> None:
     # Pixels are tinted by the channel colour: no channel the colour lacks lights up.
     assert rgb[..., dominant == 0].max() == 0
     assert png_bytes(rgb).startswith(b"\x89PNG")
+
+
+def test_dataset_files_and_localisations(sqlite_repo: Repository) -> None:
+    results = deposit_demo(sqlite_repo)
+    smlm = next(r for r in results if "dSTORM" in r["title"])
+    ds = nanorepo.open(smlm["accession"], settings=sqlite_repo.settings)
+    locs = ds.localisations()
+    assert {"x_nm", "y_nm", "frame", "photons"} <= set(locs.columns)
+    assert len(locs) > 1000
+    truth = next(f["name"] for f in ds.files if f["role"] == "supporting")
+    assert ds.file_path(truth).is_relative_to(ds.path)
+    import pytest
+
+    from nanorepo.errors import ImageNotFound
+
+    with pytest.raises(ImageNotFound, match="localisation table"):
+        ds.localisations("nope")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        ds.file_path("../../etc/passwd")
