@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import nanorepo
 from nanorepo.cli._demo import deposit_demo
+from nanorepo.errors import ImageNotFound
 from nanorepo.ome import png_bytes, thumbnail
 from nanorepo.repository import Repository
 
@@ -62,10 +64,6 @@ def test_dataset_files_and_localisations(sqlite_repo: Repository) -> None:
     assert len(locs) > 1000
     truth = next(f["name"] for f in ds.files if f["role"] == "supporting")
     assert ds.file_path(truth).is_relative_to(ds.path)
-    import pytest
-
-    from nanorepo.errors import ImageNotFound
-
     with pytest.raises(ImageNotFound, match="localisation table"):
         ds.localisations("nope")
     with pytest.raises(FileNotFoundError, match="no file"):
