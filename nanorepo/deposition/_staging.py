@@ -15,7 +15,7 @@ import json
 import mimetypes
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -124,9 +124,8 @@ def convert_image(
     digest = write_manifest(manifest, stage / manifest_rel)
     entry = ImageEntry(manifest_rel, digest, len(manifest.objects), manifest.size)
     channels = [dict(c) for c in facts["channels"]]
-    windows = getattr(written, "windows", None)
-    if windows:
-        for c, w in zip(channels, windows, strict=False):
+    if written.windows:
+        for c, w in zip(channels, written.windows, strict=False):
             c.setdefault("window", list(w))
     record = ImageRecord(
         name=src.name,
@@ -136,7 +135,7 @@ def convert_image(
         dtype=str(src.dtype),
         pixel_sizes=dict(facts["pixel_sizes"]),
         channels=channels,
-        levels=[list(map(int, lv)) for lv in level_shapes(written)],
+        levels=[[int(n) for n in lv.shape] for lv in written.levels],
         key_values=dict(facts["key_values"]),
         technique=str(facts["acquisition"].get("technique", "")),
         manifest_digest=digest,
@@ -145,13 +144,6 @@ def convert_image(
     fsync_tree(target)
     write_atomic(done, json.dumps({"record": asdict(record), "entry": asdict(entry)}).encode())
     return record, entry
-
-
-def level_shapes(written: Any) -> list[Sequence[int]]:
-    levels = getattr(written, "levels", None)
-    if levels is None:
-        raise RuntimeError("OME-Zarr writer returned no level information")
-    return [getattr(lv, "shape", lv) for lv in levels]
 
 
 def media_type(p: Path) -> str:
