@@ -45,6 +45,21 @@ class Settings:
     allowed_roots:
         Directories deposits may be read from (``NANOREPO_ALLOWED_ROOTS``, ``os.pathsep``
         separated); empty means anywhere the caller can read (single-user CLI).
+    allow_anonymous:
+        Whether the service shows public data to requests without a token
+        (``NANOREPO_ALLOW_ANONYMOUS``, default on).
+    cors_origins:
+        Origins allowed to read the service from a browser on another site, e.g. a remote
+        viewer (``NANOREPO_CORS_ORIGINS``, space or comma separated; default none).
+    allow_remote_images:
+        Whether annotation Markdown may embed remote (https) images
+        (``NANOREPO_ALLOW_REMOTE_IMAGES``, default off: they leak readers' addresses).
+    service_prefix:
+        URL prefix the service is mounted under (``JUPYTERHUB_SERVICE_PREFIX`` when the hub
+        runs it, else ``/``).
+    hub_api_url, hub_api_token:
+        Set when running as a JupyterHub service (``JUPYTERHUB_API_URL``,
+        ``JUPYTERHUB_API_TOKEN`` of the service): identities then come from the hub.
     failpoint:
         Crash-test hook (``NANOREPO_FAILPOINT``): the process kills itself with SIGKILL when
         it reaches the named point of a deposit, so tests can prove crash safety at exactly
@@ -60,6 +75,12 @@ class Settings:
     url: str | None = None
     token: str | None = None
     allowed_roots: tuple[Path, ...] = ()
+    allow_anonymous: bool = True
+    cors_origins: tuple[str, ...] = ()
+    allow_remote_images: bool = False
+    service_prefix: str = "/"
+    hub_api_url: str | None = None
+    hub_api_token: str | None = None
     failpoint: str | None = None
 
     @classmethod
@@ -90,6 +111,16 @@ class Settings:
             url=env.get("NANOREPO_URL") or None,
             token=env.get("NANOREPO_TOKEN") or env.get("JUPYTERHUB_API_TOKEN") or None,
             allowed_roots=roots,
+            allow_anonymous=_flag(env.get("NANOREPO_ALLOW_ANONYMOUS"), True),
+            cors_origins=tuple(
+                o for o in (env.get("NANOREPO_CORS_ORIGINS") or "").replace(",", " ").split() if o
+            ),
+            allow_remote_images=_flag(env.get("NANOREPO_ALLOW_REMOTE_IMAGES"), False),
+            service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or "/",
+            hub_api_url=env.get("JUPYTERHUB_API_URL") or None,
+            hub_api_token=(
+                env.get("JUPYTERHUB_API_TOKEN") if env.get("JUPYTERHUB_SERVICE_NAME") else None
+            ),
             failpoint=env.get("NANOREPO_FAILPOINT") or None,
         )
 

@@ -229,6 +229,12 @@ class Catalog:
             select(File).where(File.version_id == version_id).order_by(col(File.name))
         ).all()
 
+    def embargoed(self, s: Session) -> Sequence[Dataset]:
+        return s.exec(select(Dataset).where(Dataset.access == "embargoed")).all()
+
+    def all_datasets(self, s: Session) -> Sequence[Dataset]:
+        return s.exec(select(Dataset).order_by(col(Dataset.id))).all()
+
     def list_datasets(
         self, s: Session, *, offset: int = 0, limit: int = 100, include_embargoed: bool = True
     ) -> tuple[Sequence[Dataset], int]:
@@ -452,7 +458,68 @@ class Catalog:
         return g
 
     def grants(self, s: Session, dataset_id: int) -> Sequence[Grant]:
-        return s.exec(select(Grant).where(Grant.dataset_id == dataset_id)).all()
+        return s.exec(
+            select(Grant).where(Grant.dataset_id == dataset_id).order_by(col(Grant.id))
+        ).all()
+
+    def revoke(self, s: Session, accession: str, kind: str, principal: str) -> bool:
+        """Remove a grant; returns whether there was one. Caller records and commits."""
+        ds = self.dataset(s, accession)
+        g = s.exec(
+            select(Grant).where(
+                Grant.dataset_id == ds.id,
+                Grant.principal_kind == kind,
+                Grant.principal == principal,
+            )
+        ).first()
+        if g is None:
+            return False
+        s.delete(g)
+        s.flush()
+        return True
+
+    def record_change(
+        self, s: Session, accession: str, key: str, old: Any, new: Any, *, who: str, reason: str
+    ) -> MutableRevision:
+        """Record a change of access (embargo, release, grant) as a dataset revision.
+
+        Bumps ``mutable_rev`` with the same compare-and-set as :meth:`set_mutable`, so the
+        dataset's ETag changes and the history shows access changes beside metadata edits.
+        """
+        ds_id = row_id(self.dataset(s, accession))
+        for _attempt in range(100):
+            seen = s.exec(
+                select(Dataset.mutable_rev)
+                .where(col(Dataset.id) == ds_id)
+                .execution_options(populate_existing=True)
+            ).one()
+            result = s.execute(
+                update(Dataset)
+                .where(col(Dataset.id) == ds_id, col(Dataset.mutable_rev) == seen)
+                .values(mutable_rev=seen + 1)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                rev = MutableRevision(
+                    dataset_id=ds_id, rev=seen + 1, key=key, old=old, new=new, who=who,
+                    reason=reason.strip() or key,
+                )  # fmt: skip
+                s.add(rev)
+                s.flush()
+                return rev
+        raise Conflict(f"{accession} is being edited by many at once", hint="try again")
+
+    def set_access(
+        self, s: Session, accession: str, access: str, embargo_until: date | None
+    ) -> Dataset:
+        """Set a dataset's access state (caller moves storage, records and commits)."""
+        if access not in {"public", "embargoed"}:
+            raise InvalidInput(f"access must be public or embargoed, not {access!r}")
+        ds = self.dataset(s, accession)
+        ds.access = access
+        ds.embargo_until = embargo_until
+        s.add(ds)
+        s.flush()
+        return ds
 
     def touch_deposit(self, s: Session, dep: Deposit, state: str) -> None:
         dep.state = state

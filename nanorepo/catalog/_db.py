@@ -44,6 +44,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def not_fulltext(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic ``include_object`` filter: leave the hand-made full-text tables alone."""
+    # The FTS5 table and its shadow tables are created by hand in 0001; autogenerate
+    # must neither drop nor recreate them.
+    name = name or ""
+    return not (
+        (type_ == "table" and name.startswith("search_fts"))
+        or (type_ == "index" and name == "ix_search_doc_tsv")
+    )
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Accession",
+    "ApiToken",
     "Dataset",
     "DatasetField",
     "Deposit",
@@ -28,7 +29,11 @@ __all__ = [
     "GroupMember",
     "Image",
     "MutableRevision",
+    "Post",
+    "PostRevision",
     "SearchDoc",
+    "Thread",
+    "ThreadEvent",
     "User",
     "Version",
     "utcnow",
@@ -220,3 +225,98 @@ class DatasetField(SQLModel, table=True):
     field: str = Field(max_length=32)
     value: str = Field(max_length=255)  # lower-cased for matching
     display: str = Field(max_length=255)  # as written, for facets
+
+
+class ApiToken(SQLModel, table=True):
+    """A standalone-service API token (``nanorepo token create``); only its hash is kept.
+
+    Tokens are 256-bit random strings, so an unsalted SHA-256 is a safe hash (as for
+    JupyterHub's own API tokens); ``prefix`` finds the row without scanning.
+    """
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user: str = Field(index=True, max_length=255)
+    prefix: str = Field(index=True, max_length=16)
+    sha256: str = Field(unique=True, max_length=64)
+    note: str = Field(default="", max_length=255)
+    created: datetime = Field(default_factory=utcnow)
+    expires: datetime | None = None
+    last_used: datetime | None = None
+    revoked: bool = False
+
+
+class Thread(SQLModel, table=True):
+    """An annotation thread anchored to a dataset, an image, or a region of an image.
+
+    ``anchor`` is the physical-unit target (see :mod:`nanorepo.annotations`): region
+    coordinates are in the image's units (nm), so they hold at every pyramid level and in
+    later versions. ``version`` is the dataset version the thread was written against.
+    ``rev`` counts changes (the ETag); every change is a :class:`ThreadEvent`.
+    """
+
+    __tablename__ = "thread"
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    version: int
+    image: str | None = Field(default=None, max_length=128)
+    anchor: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    motivation: str = Field(default="commenting", max_length=32)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="open", max_length=16)  # open | resolved
+    state: str = Field(default="active", max_length=16)  # active | deleted
+    created_by: str = Field(max_length=255)
+    created: datetime = Field(default_factory=utcnow)
+    updated: datetime = Field(default_factory=utcnow)
+    rev: int = 1
+
+
+class ThreadEvent(SQLModel, table=True):
+    """One change of a thread (resolve, reopen, retitle, tags, delete): who, when, old, new."""
+
+    __tablename__ = "thread_event"
+    id: int | None = Field(default=None, primary_key=True)
+    thread_id: int = Field(foreign_key="thread.id", index=True)
+    rev: int
+    what: str = Field(max_length=32)
+    old: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    new: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    who: str = Field(max_length=255)
+    when: datetime = Field(default_factory=utcnow)
+
+
+class Post(SQLModel, table=True):
+    """A post of a thread (the first one opens it; ``parent_id`` makes replies).
+
+    ``body`` is the author's Markdown as written; ``html`` is its sanitised rendering, the
+    only form that reaches a browser. Every edit keeps the previous text as a
+    :class:`PostRevision`.
+    """
+
+    __tablename__ = "post"
+    id: int | None = Field(default=None, primary_key=True)
+    thread_id: int = Field(foreign_key="thread.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="post.id")
+    author: str = Field(max_length=255)
+    motivation: str = Field(default="commenting", max_length=32)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    created: datetime = Field(default_factory=utcnow)
+    updated: datetime = Field(default_factory=utcnow)
+    rev: int = 1
+    state: str = Field(default="active", max_length=16)  # active | deleted
+
+
+class PostRevision(SQLModel, table=True):
+    """One version of a post's text: revision 1 is the original, each edit adds one."""
+
+    __tablename__ = "post_revision"
+    __table_args__ = (UniqueConstraint("post_id", "rev"),)
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    rev: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    who: str = Field(max_length=255)
+    when: datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -16,13 +16,14 @@ from typing import Any
 
 from nanorepo.access import Dataset, open_version
 from nanorepo.catalog import Catalog
+from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset as DatasetRow
 from nanorepo.deposition import DepositResult, deposit, recover, revise
 from nanorepo.errors import InvalidInput
 from nanorepo.preservation import VerifyReport, verify_version
 from nanorepo.search import index_dataset, search
 from nanorepo.settings import Settings
-from nanorepo.storage import Layout, parse_ref
+from nanorepo.storage import Layout, fsync_dir, parse_ref
 
 __all__ = ["Repository"]
 
@@ -44,12 +45,18 @@ class Repository:
         return cat
 
     def _ready(self) -> Catalog:
-        """The catalog, after finishing any publication a crash interrupted."""
+        """The catalog, after finishing any publication or access move a crash interrupted."""
         cat = self.catalog
         if not self._recovered:
             self._recovered = True
             recover(self.settings, self.layout, cat, index=index_dataset)
+            self._reconcile_areas(cat)
         return cat
+
+    def ready(self) -> None:
+        """Open the catalog (migrating it) and finish interrupted work; the service calls
+        this once at start so the first request does not pay for it."""
+        self._ready()
 
     def close(self) -> None:
         if "catalog" in self.__dict__:
@@ -116,6 +123,7 @@ class Repository:
         *,
         reason: str,
         expected_rev: int | None = None,
+        who: str | None = None,
     ) -> list[dict[str, Any]]:
         """Change mutable metadata; returns the revisions recorded (empty if nothing changed)."""
         acc, ver = parse_ref(accession)
@@ -126,13 +134,134 @@ class Repository:
         cat = self._ready()
         with cat.session() as s:
             revs = cat.set_mutable(
-                s, acc, dict(changes), who=self.settings.user, reason=reason,
+                s, acc, dict(changes), who=who or self.settings.user, reason=reason,
                 expected_rev=expected_rev,
             )  # fmt: skip
             if revs:
                 index_dataset(s, revs[0].dataset_id)
             s.commit()
             return [_revision_json(r) for r in revs]
+
+    # -- access: embargo, release, grants ------------------------------------------------
+
+    def embargo(
+        self, accession: str, until: date | None, *, reason: str, who: str | None = None
+    ) -> None:
+        """Put a dataset under embargo until ``until`` (``None``: until released by hand).
+
+        The catalog changes first, then the dataset's directory moves from ``public/`` to
+        ``embargoed/``; a crash in between is finished by :meth:`ready` on next start.
+        """
+        acc = self._bare(accession)
+        cat = self._ready()
+        with cat.session() as s:
+            ds = cat.dataset(s, acc)
+            old = {"access": ds.access, "embargo_until": _iso(ds.embargo_until)}
+            cat.set_access(s, acc, "embargoed", until)
+            new = {"access": "embargoed", "embargo_until": _iso(until)}
+            cat.record_change(s, acc, "access", old, new, who=who or self.settings.user,
+                              reason=reason)  # fmt: skip
+            index_dataset(s, row_id(ds))
+            s.commit()
+        self._move_area(acc, "embargoed")
+
+    def release(self, accession: str, *, reason: str, who: str | None = None) -> bool:
+        """Make an embargoed dataset public; returns False if it was public already.
+
+        The directory moves to ``public/`` before the catalog commits: a crash in between
+        exposes only what was being released anyway, and :meth:`ready` puts it right.
+        """
+        acc = self._bare(accession)
+        cat = self._ready()
+        with cat.session() as s:
+            ds = cat.dataset(s, acc)
+            if ds.access == "public":
+                return False
+            old = {"access": ds.access, "embargo_until": _iso(ds.embargo_until)}
+            cat.set_access(s, acc, "public", None)
+            cat.record_change(s, acc, "access", old, {"access": "public", "embargo_until": None},
+                              who=who or self.settings.user, reason=reason)  # fmt: skip
+            index_dataset(s, row_id(ds))
+            self._move_area(acc, "public")
+            try:
+                s.commit()
+            except BaseException:
+                self._move_area(acc, "embargoed")
+                raise
+        return True
+
+    def release_due(self, today: date) -> list[str]:
+        """Release every dataset whose embargo date has come; returns their accessions."""
+        cat = self._ready()
+        with cat.session() as s:
+            due = [
+                ds.accession
+                for ds in cat.embargoed(s)
+                if ds.embargo_until is not None and ds.embargo_until <= today
+            ]
+        for acc in due:
+            self.release(acc, reason=f"embargo ended ({today.isoformat()})", who="nanorepo")
+        return due
+
+    def grant(
+        self, accession: str, kind: str, principal: str, *, who: str | None = None
+    ) -> dict[str, Any]:
+        """Give a user or group access to an (embargoed) dataset; recorded as a revision."""
+        acc = self._bare(accession)
+        cat = self._ready()
+        by = who or self.settings.user
+        with cat.session() as s:
+            existing = {
+                (g.principal_kind, g.principal) for g in cat.grants(s, row_id(cat.dataset(s, acc)))
+            }
+            g = cat.grant(s, acc, kind, principal, by=by)
+            if (kind, principal) not in existing:
+                cat.record_change(s, acc, "grant", None, {"kind": kind, "principal": principal},
+                                  who=by, reason=f"granted to {kind} {principal}")  # fmt: skip
+            s.commit()
+            return {"kind": g.principal_kind, "principal": g.principal, "granted_by": g.granted_by,
+                    "created": g.created.isoformat()}  # fmt: skip
+
+    def revoke(self, accession: str, kind: str, principal: str, *, who: str | None = None) -> bool:
+        """Withdraw a grant; returns whether there was one. Recorded as a revision."""
+        acc = self._bare(accession)
+        cat = self._ready()
+        with cat.session() as s:
+            gone = cat.revoke(s, acc, kind, principal)
+            if gone:
+                cat.record_change(s, acc, "grant", {"kind": kind, "principal": principal}, None,
+                                  who=who or self.settings.user,
+                                  reason=f"revoked from {kind} {principal}")  # fmt: skip
+            s.commit()
+            return gone
+
+    def _bare(self, accession: str) -> str:
+        acc, ver = parse_ref(accession)
+        if ver is not None:
+            raise InvalidInput(f"access belongs to the dataset: use {acc}, not {accession!r}")
+        return acc
+
+    def _move_area(self, accession: str, to: str) -> None:
+        """Move a dataset's directory into the ``to`` area (atomic rename; idempotent)."""
+        other = "public" if to == "embargoed" else "embargoed"
+        src = self.layout.dataset_dir(accession, other)
+        dst = self.layout.dataset_dir(accession, to)
+        if src.is_dir() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(dst)
+            fsync_dir(src.parent)
+            fsync_dir(dst.parent)
+
+    def _reconcile_areas(self, cat: Catalog) -> None:
+        """Put every dataset directory in the area its catalog row says (crash repair)."""
+        with cat.session() as s:
+            wrong = [
+                (ds.accession, ds.access)
+                for ds in cat.all_datasets(s)
+                if not self.layout.dataset_dir(ds.accession, ds.access).exists()
+            ]
+        for acc, access in wrong:
+            self._move_area(acc, access)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -247,6 +376,10 @@ class Repository:
                 s.commit()
             reports.append(rep)
         return reports
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
 
 
 def _summary_json(ds: DatasetRow) -> dict[str, Any]:

@@ -122,3 +122,16 @@ def cli_env(sqlite_settings: Settings) -> dict[str, str]:
         COLUMNS="200",
     )
     return env
+
+
+@pytest.fixture
+def service(repo: Any, tmp_path: Path) -> Iterator[Any]:
+    """A live service (real uvicorn on loopback) over a seeded repository, on each catalog
+    backend. ``service.seed`` names the public / granted / hidden datasets and holds a
+    token per user of :data:`nanorepo.testing._service.ROLES`."""
+    from nanorepo.testing._service import live_service, seed_repository
+
+    seed = seed_repository(repo, tmp_path / "seed")
+    with live_service(repo.settings, repo=repo) as live:
+        live.seed = seed  # type: ignore[attr-defined]
+        yield live

@@ -60,7 +60,24 @@ def test_migrations_create_schema_and_are_idempotent(catalog_url: str, catalog: 
     Catalog(catalog_url).close()  # second open: already at head, nothing to do
     with cat.engine.connect() as conn:
         rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert rev == "0001"
+    from alembic.script import ScriptDirectory
+
+    from nanorepo.catalog._db import _alembic_config
+
+    assert rev == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert rev != "0001"  # 0002 (annotations, tokens) applied on top of the initial schema
+    # the models and the migrated schema agree: autogenerate finds nothing to do
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from nanorepo.catalog._db import not_fulltext
+
+    with cat.engine.connect() as conn:
+        mc = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": not_fulltext}
+        )
+        assert compare_metadata(mc, SQLModel.metadata) == []
 
 
 def test_accession_is_stable_per_deposit_key_and_unique(catalog: Catalog) -> None:

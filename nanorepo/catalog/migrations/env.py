@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from nanorepo.catalog import models  # noqa: F401  (registers the tables)
+from nanorepo.catalog._db import not_fulltext
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -29,6 +30,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite ALTER TABLE support
         compare_type=True,
+        include_object=not_fulltext,
     )
     with context.begin_transaction():
         context.run_migrations()

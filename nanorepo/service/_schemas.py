@@ -1,0 +1,170 @@
+"""Request and response bodies of the service (pydantic): the OpenAPI document's schemas.
+
+Every route declares its response model so the published document says exactly what a
+client receives (schemathesis checks responses against it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+__all__ = [
+    "DatasetDetail",
+    "DatasetSummary",
+    "FacetValue",
+    "FileInfo",
+    "GrantIn",
+    "GrantOut",
+    "Health",
+    "ImageInfo",
+    "MetadataPatch",
+    "MutableMetadata",
+    "Page",
+    "Revision",
+    "SealedMetadata",
+    "VersionInfo",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next`` as ``cursor`` to get the following page."""
+
+    items: list[T]
+    next: str | None = Field(None, description="cursor of the next page; null on the last")
+    total: int | None = Field(None, description="number of items the caller may see")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    database: str
+    user: str | None
+
+
+class DatasetSummary(BaseModel):
+    accession: str
+    title: str
+    latest_version: int
+    access: Literal["public", "embargoed"]
+    embargo_until: str | None
+    owner: str
+    created: str
+    license: str | None
+    ref: str = Field(description="citable reference of the latest version, ACCESSION@vN")
+
+
+class VersionInfo(BaseModel):
+    version: int
+    ref: str
+    created: str
+    created_by: str
+    note: str
+    manifest_sha256: str
+    metadata_sha256: str
+    size_bytes: int
+
+
+class DatasetDetail(DatasetSummary):
+    versions: list[VersionInfo]
+    mutable: dict[str, Any]
+    mutable_rev: int
+    grants: list[GrantOut] | None = Field(
+        None, description="present for those who may manage access"
+    )
+    can: list[str] = Field(description="actions the caller may take on this dataset")
+
+
+class SealedMetadata(BaseModel):
+    """The immutable (REMBI) metadata of a version exactly as sealed, with its digest."""
+
+    accession: str
+    version: int
+    sha256: str
+    metadata: dict[str, Any]
+
+
+class MutableMetadata(BaseModel):
+    accession: str
+    rev: int
+    fields: dict[str, Any]
+    editable: dict[str, str] = Field(description="editable keys and what each accepts")
+
+
+class MetadataPatch(_In):
+    """Changes to administrative metadata; every change is kept with the reason."""
+
+    changes: dict[str, Any] = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Revision(BaseModel):
+    rev: int
+    key: str
+    old: Any
+    new: Any
+    who: str
+    when: str
+    reason: str
+
+
+class ImageInfo(BaseModel):
+    name: str
+    dims: list[str]
+    shape: list[int]
+    dtype: str
+    pixel_sizes: dict[str, float]
+    channels: list[dict[str, Any]]
+    levels: list[list[int]]
+    key_values: dict[str, str]
+    technique: str
+    size_bytes: int
+    manifest_sha256: str
+    zarr: str = Field(description="path of the image's OME-Zarr on this service")
+    thumbnail: str = Field(description="path of the image's PNG thumbnail")
+
+
+class FileInfo(BaseModel):
+    name: str
+    role: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    summary: dict[str, Any]
+    download: str
+
+
+class GrantIn(_In):
+    kind: Literal["user", "group"]
+    principal: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._@+\-]+$")
+
+
+class GrantOut(BaseModel):
+    kind: str
+    principal: str
+    granted_by: str
+    created: str
+
+
+class EmbargoIn(_In):
+    until: str | None = Field(None, description="YYYY-MM-DD; null: until released by hand")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReleaseIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+DatasetDetail.model_rebuild()

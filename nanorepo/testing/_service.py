@@ -1,0 +1,148 @@
+"""A real nanorepo service on loopback for tests: uvicorn in a thread, a seeded repository.
+
+The seeded repository holds one dataset per access case the authorisation tests need:
+``public`` (S-…1), ``granted`` (embargoed, granted to bob and to group ``lab``) and
+``hidden`` (embargoed, granted to nobody), all owned by alice, plus a token per role.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import uvicorn
+import yaml
+
+from nanorepo.policy import Role, create_token
+from nanorepo.repository import Repository
+from nanorepo.settings import Settings
+
+__all__ = ["ROLES", "LiveService", "SeededRepository", "live_service", "seed_repository"]
+
+#: The users of a seeded repository and their roles (``None``: anonymous, no token).
+ROLES: dict[str, Role | None] = {
+    "anonymous": None,
+    "carol": Role.reader,  # signed in, no grant
+    "bob": Role.reader,  # granted the embargoed dataset by name
+    "dave": Role.reader,  # member of group "lab", which is granted it
+    "erin": Role.depositor,  # a depositor who owns nothing here
+    "alice": Role.depositor,  # the owner of every seeded dataset
+    "cur": Role.curator,
+    "root": Role.admin,
+}
+
+
+@dataclass
+class SeededRepository:
+    """Accessions by case and tokens by user name."""
+
+    public: str
+    granted: str
+    hidden: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, user: str) -> dict[str, str]:
+        tok = self.tokens.get(user)
+        return {"Authorization": f"token {tok}"} if tok else {}
+
+
+_METADATA = {
+    "study": {"description": "Seeded for tests.", "authors": [{"name": "Alice"}],
+              "license": "CC-BY-4.0"},
+    "biosample": {"organism": "Homo sapiens", "cell_line": "U2OS"},
+    "specimen": {"labels": [{"target": "Nup96", "fluorophore": "AF647"}]},
+    "image_acquisition": {"technique": "STED"},
+}  # fmt: skip
+
+
+def _tiny_ome_tiff(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.poisson(300, (2, 64, 48)).astype(np.uint16)
+    tifffile.imwrite(
+        path, data, ome=True, photometric="minisblack",
+        metadata={"axes": "CYX", "PhysicalSizeX": 0.02, "PhysicalSizeXUnit": "µm",
+                  "PhysicalSizeY": 0.02, "PhysicalSizeYUnit": "µm",
+                  "Channel": {"Name": ["Nup96", "DNA"]}},
+    )  # fmt: skip
+
+
+def seed_repository(repo: Repository, workdir: Path) -> SeededRepository:
+    """Deposit the three access cases (as alice) and issue a token per user."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    accs = []
+    for i, (title, until) in enumerate(
+        [
+            ("Public pores", None),
+            ("Granted embargoed pores", date(2099, 1, 1)),
+            ("Hidden embargoed pores zanzibar", date(2099, 1, 1)),
+        ]
+    ):
+        src = workdir / f"case{i}" / f"cell{i}.ome.tif"
+        src.parent.mkdir(parents=True, exist_ok=True)
+        _tiny_ome_tiff(src, i)
+        meta = src.parent / "metadata.yaml"
+        meta.write_text(yaml.safe_dump(_METADATA))
+        res = repo.deposit([src], title=title, metadata=meta, embargo_until=until)
+        accs.append(res.accession)
+    seeded = SeededRepository(public=accs[0], granted=accs[1], hidden=accs[2])
+    repo.grant(seeded.granted, "user", "bob", who="alice")
+    repo.grant(seeded.granted, "group", "lab", who="alice")
+    cat = repo.catalog
+    with cat.session() as s:
+        for user, role in ROLES.items():
+            if role is not None:
+                seeded.tokens[user] = create_token(s, user, role=role, note="test")
+        cat.add_to_group(s, "dave", "lab")
+        s.commit()
+    return seeded
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class LiveService:
+    """A running service: its base URL (with the prefix) and repository."""
+
+    url: str
+    repo: Repository
+    settings: Settings
+
+
+@contextmanager
+def live_service(settings: Settings, *, repo: Repository | None = None) -> Iterator[LiveService]:
+    """Run the service with uvicorn on a free loopback port until the block ends."""
+    from nanorepo.service import create_app
+
+    repo = repo or Repository(settings)
+    app = create_app(settings, repo=repo)
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the nanorepo service did not start")
+        time.sleep(0.02)
+    prefix = settings.service_prefix.rstrip("/")
+    try:
+        yield LiveService(url=f"http://127.0.0.1:{port}{prefix}", repo=repo, settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
