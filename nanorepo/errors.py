@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AuthenticationRequired",
     "ConfigurationError",
     "Conflict",
     "DatasetNotFound",
@@ -110,6 +111,10 @@ class PathNotAllowed(NanorepoError, PermissionError):
 
 class PermissionDenied(NanorepoError, PermissionError):
     """The caller may not do this."""
+
+
+class AuthenticationRequired(PermissionDenied):
+    """The action needs a signed-in user and the request carried no (valid) credentials."""
 
 
 class Conflict(NanorepoError, RuntimeError):

@@ -31,6 +31,7 @@ PUBLIC = {
         "revise",
     ],
     "nanorepo.errors": [
+        "AuthenticationRequired",
         "ConfigurationError",
         "Conflict",
         "DatasetNotFound",

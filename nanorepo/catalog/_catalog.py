@@ -442,13 +442,7 @@ class Catalog:
         if kind not in {"user", "group"}:
             raise InvalidInput(f"grants go to a user or a group, not {kind!r}")
         ds = self.dataset(s, accession)
-        g = s.exec(
-            select(Grant).where(
-                Grant.dataset_id == ds.id,
-                Grant.principal_kind == kind,
-                Grant.principal == principal,
-            )
-        ).first()
+        g = self._find_grant(s, row_id(ds), kind, principal)
         if g is None:
             g = Grant(
                 dataset_id=row_id(ds), principal_kind=kind, principal=principal, granted_by=by
@@ -457,6 +451,16 @@ class Catalog:
             s.flush()
         return g
 
+    @staticmethod
+    def _find_grant(s: Session, dataset_id: int, kind: str, principal: str) -> Grant | None:
+        return s.exec(
+            select(Grant).where(
+                Grant.dataset_id == dataset_id,
+                Grant.principal_kind == kind,
+                Grant.principal == principal,
+            )
+        ).first()
+
     def grants(self, s: Session, dataset_id: int) -> Sequence[Grant]:
         return s.exec(
             select(Grant).where(Grant.dataset_id == dataset_id).order_by(col(Grant.id))
@@ -464,14 +468,7 @@ class Catalog:
 
     def revoke(self, s: Session, accession: str, kind: str, principal: str) -> bool:
         """Remove a grant; returns whether there was one. Caller records and commits."""
-        ds = self.dataset(s, accession)
-        g = s.exec(
-            select(Grant).where(
-                Grant.dataset_id == ds.id,
-                Grant.principal_kind == kind,
-                Grant.principal == principal,
-            )
-        ).first()
+        g = self._find_grant(s, row_id(self.dataset(s, accession)), kind, principal)
         if g is None:
             return False
         s.delete(g)

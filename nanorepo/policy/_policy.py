@@ -21,7 +21,12 @@ from sqlalchemy import ColumnElement, or_, true
 from sqlmodel import Session, col, select
 
 from nanorepo.catalog.models import Dataset, Grant
-from nanorepo.errors import DatasetNotFound, InvalidInput, PermissionDenied
+from nanorepo.errors import (
+    AuthenticationRequired,
+    DatasetNotFound,
+    InvalidInput,
+    PermissionDenied,
+)
 
 __all__ = [
     "ANONYMOUS",
@@ -183,7 +188,7 @@ def require(s: Session, p: Principal, action: str, ds: Dataset | None = None) ->
     if allowed(s, p, action, ds):
         return
     if not p.authenticated:
-        raise PermissionDenied(
+        raise AuthenticationRequired(
             f"signing in is required to {action}",
             hint="send a token: `Authorization: token <token>` (nanorepo token create USER)",
         )

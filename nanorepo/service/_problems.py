@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from nanorepo.errors import (
+    AuthenticationRequired,
     ConfigurationError,
     Conflict,
     IntegrityError,
@@ -28,8 +29,8 @@ __all__ = ["PROBLEM_MEDIA_TYPE", "Unauthenticated", "install_problem_handlers", 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
-class Unauthenticated(NanorepoError, PermissionError):
-    """No usable credentials were sent (HTTP 401)."""
+#: No usable credentials were sent (HTTP 401).
+Unauthenticated = AuthenticationRequired
 
 
 class PreconditionFailed(Conflict):
