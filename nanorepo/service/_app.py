@@ -24,6 +24,7 @@ from nanorepo.policy import Principal
 from nanorepo.repository import Repository
 from nanorepo.service._identity import HubIdentity, resolve_principal
 from nanorepo.service._problems import install_problem_handlers
+from nanorepo.service._schemas import COMMON_RESPONSES
 from nanorepo.settings import Settings
 
 __all__ = ["CurrentPrincipal", "DbSession", "ServiceState", "create_app", "state_of"]
@@ -190,7 +191,7 @@ def create_app(
     from nanorepo.service import _routes
 
     for router in _routes.ROUTERS:
-        app.include_router(router, prefix=prefix)
+        app.include_router(router, prefix=prefix, responses=COMMON_RESPONSES)
     if hub is not None:
         hub.install(app)  # type: ignore[attr-defined]
     app.add_middleware(SecurityHeaders, cors_origins=settings.cors_origins)

@@ -32,6 +32,7 @@ from nanorepo.service._http import (
 )
 from nanorepo.service._problems import PreconditionFailed
 from nanorepo.service._schemas import (
+    EDIT_RESPONSES,
     DatasetDetail,
     DatasetSummary,
     EmbargoIn,
@@ -283,7 +284,7 @@ def get_mutable(
     "/datasets/{accession}/mutable",
     response_model=MutableMetadata,
     tags=["metadata"],
-    responses={412: {"description": "stale If-Match"}, 428: {"description": "no If-Match"}},
+    responses=EDIT_RESPONSES,
 )
 def patch_mutable(
     accession: str,
@@ -379,7 +380,7 @@ def remove_grant(
     "/datasets/{accession}/release",
     response_model=DatasetSummary,
     tags=["access"],
-    responses={412: {"description": "stale If-Match"}, 428: {"description": "no If-Match"}},
+    responses=EDIT_RESPONSES,
 )
 def release(
     accession: str, body: ReleaseIn, request: Request, s: DbSession, p: CurrentPrincipal
@@ -399,7 +400,7 @@ def release(
     "/datasets/{accession}/embargo",
     response_model=DatasetSummary,
     tags=["access"],
-    responses={412: {"description": "stale If-Match"}, 428: {"description": "no If-Match"}},
+    responses=EDIT_RESPONSES,
 )
 def embargo(
     accession: str, body: EmbargoIn, request: Request, s: DbSession, p: CurrentPrincipal

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 __all__ = [
+    "COMMON_RESPONSES",
+    "EDIT_RESPONSES",
     "DatasetDetail",
     "DatasetSummary",
     "FacetValue",
@@ -24,6 +26,7 @@ __all__ = [
     "MetadataPatch",
     "MutableMetadata",
     "Page",
+    "Problem",
     "Revision",
     "SealedMetadata",
     "VersionInfo",
@@ -40,6 +43,45 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next: str | None = Field(None, description="cursor of the next page; null on the last")
     total: int | None = Field(None, description="number of items the caller may see")
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 ``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = Field(description="what is wrong, for a human")
+    hint: str | None = Field(None, description="how to fix it")
+    errors: list[dict[str, Any]] | None = None
+    current: Any = Field(None, description="412 only: the resource as it is now")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+#: Error responses every route may give, documented once for the whole API.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem("credentials missing or invalid"),
+    403: _problem("signed in but not allowed"),
+    404: _problem("no such resource, or one the caller may not see"),
+    422: _problem("the request is not valid"),
+    500: _problem("the service failed"),
+}
+
+#: Further error responses of edits (routes that take ``If-Match``).
+EDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: _problem("the change conflicts with the resource's state"),
+    412: _problem("If-Match names an older ETag: the body's `current` is the newer state"),
+    428: _problem("If-Match is required"),
+}
 
 
 class Health(BaseModel):
