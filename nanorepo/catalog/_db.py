@@ -81,7 +81,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.drivername.startswith("postgresql"):
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # The service runs sync routes on up to 40 worker threads: let each have a connection.
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=30)
     raise ConfigurationError(
         f"unsupported catalog database {parsed.drivername!r}",
         hint="nanorepo supports SQLite and PostgreSQL",

@@ -1,7 +1,8 @@
 """Full-text search with field filters over datasets.
 
 Each dataset has one search document (title, description, keywords, the sealed REMBI
-metadata of its latest version, image names and key/values) indexed by SQLite FTS5 or
+metadata of its latest version, image names and key/values, and the titles, tags and
+current post texts of its annotation threads that are not deleted) indexed by SQLite FTS5 or
 PostgreSQL full-text search, and a set of normalised field values (technique, organism,
 fluorophore, ...) used for ``field:value`` filters and facet counts.
 
@@ -23,7 +24,15 @@ from typing import Any
 from sqlalchemy import Float, Integer, delete, func, text
 from sqlmodel import Session, col, select
 
-from nanorepo.catalog.models import Dataset, DatasetField, Image, SearchDoc, Version
+from nanorepo.catalog.models import (
+    Dataset,
+    DatasetField,
+    Image,
+    Post,
+    SearchDoc,
+    Thread,
+    Version,
+)
 from nanorepo.errors import InvalidInput
 
 __all__ = ["FIELDS", "Query", "index_dataset", "parse_query", "search"]
@@ -88,8 +97,36 @@ def _strings(value: Any) -> Iterable[str]:
         yield str(value)
 
 
+def _thread_text(s: Session, dataset_id: int) -> list[str]:
+    """Titles, tags and current post texts of a dataset's threads, deleted ones left out.
+
+    Post text is the author's Markdown: its words are what people search for, and markup
+    characters are not words to the full-text tokenisers.
+    """
+    threads = s.exec(
+        select(Thread)
+        .where(Thread.dataset_id == dataset_id, Thread.state == "active")
+        .order_by(col(Thread.id))
+    ).all()
+    parts: list[str] = []
+    for t in threads:
+        parts.append(t.title)
+        parts += [str(tag) for tag in t.tags or []]
+    bodies = s.exec(
+        select(Post.body)
+        .join(Thread, col(Thread.id) == col(Post.thread_id))
+        .where(Thread.dataset_id == dataset_id, Thread.state == "active", Post.state == "active")
+        .order_by(col(Post.id))
+    ).all()
+    parts += list(bodies)
+    return parts
+
+
 def index_dataset(s: Session, dataset_id: int) -> None:
-    """(Re)build the search document and field values of one dataset. Caller commits."""
+    """(Re)build the search document and field values of one dataset. Caller commits.
+
+    Call it again after annotation writes: thread text is part of the document.
+    """
     ds = s.get(Dataset, dataset_id)
     if ds is None:
         return
@@ -148,6 +185,7 @@ def index_dataset(s: Session, dataset_id: int) -> None:
         parts += [str(c.get("name", "")) for c in im.channels or []]
     for vals in values.values():
         parts += list(vals)
+    parts += _thread_text(s, dataset_id)
     doc = "\n".join(p for p in parts if p)
 
     existing = s.get(SearchDoc, dataset_id)

@@ -311,6 +311,7 @@ def patch_mutable(
         fresh = find_dataset(s, p, accession)
         err = PreconditionFailed(exc.message, hint=exc.hint)
         err.current = _mutable(fresh).model_dump()  # type: ignore[attr-defined]
+        err.etag = mutable_etag(fresh)  # type: ignore[attr-defined]
         raise err from None
     s.expire_all()
     ds = find_dataset(s, p, accession)

@@ -68,6 +68,7 @@ def check_if_match(request: Request, current: str, *, what: str, state: Any = No
         hint="reload, re-apply your change and send it with the new ETag",
     )
     err.current = state  # type: ignore[attr-defined]
+    err.etag = current  # type: ignore[attr-defined]
     raise err
 
 

@@ -111,6 +111,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         current = getattr(exc, "current", None)
         if current is not None:  # a 412 carries the newer state so nothing is lost
             extra["current"] = current
+        tag = getattr(exc, "etag", None)
+        if tag is not None:  # ... and its ETag, to retry without another GET
+            headers = {**(headers or {}), "ETag": tag}
         return problem(status, exc.message, hint=exc.hint, headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -7,7 +7,10 @@ The seeded repository holds one dataset per access case the authorisation tests 
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import httpx
 import numpy as np
 import tifffile
 import uvicorn
@@ -121,12 +125,72 @@ class LiveService:
     settings: Settings
 
 
+def _settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
+    env.update(
+        NANOREPO_HOME=str(settings.home),
+        NANOREPO_DATABASE_URL=settings.database_url,
+        NANOREPO_STORAGE=str(settings.storage),
+        NANOREPO_USER=settings.user,
+        NANOREPO_ALLOW_ANONYMOUS="1" if settings.allow_anonymous else "0",
+        NANOREPO_CORS_ORIGINS=" ".join(settings.cors_origins),
+    )
+    return env
+
+
 @contextmanager
-def live_service(settings: Settings, *, repo: Repository | None = None) -> Iterator[LiveService]:
-    """Run the service with uvicorn on a free loopback port until the block ends."""
+def _service_process(settings: Settings, repo: Repository) -> Iterator[LiveService]:
+    """The service as its own process (what an operator runs), on an inherited socket."""
+    # A port, not an inherited socket: uvicorn's --fd takes any socket for AF_UNIX, so
+    # asyncio would not set TCP_NODELAY and every response would wait ~40 ms (Nagle).
+    with _free_socket() as probe:
+        port = probe.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "nanorepo.service:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=_settings_env(settings))
+    url = f"http://127.0.0.1:{port}{settings.service_prefix.rstrip('/')}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the nanorepo service exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the nanorepo service did not start within 60 s")
+            time.sleep(0.1)
+        yield LiveService(url=url, repo=repo, settings=settings)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def live_service(
+    settings: Settings, *, repo: Repository | None = None, process: bool = False
+) -> Iterator[LiveService]:
+    """Run the service with uvicorn on a free loopback port until the block ends.
+
+    ``process=True`` runs it as a separate process (for load tests and benchmarks, where
+    sharing the test's interpreter would measure the GIL); otherwise in a thread.
+    """
     from nanorepo.service import create_app
 
     repo = repo or Repository(settings)
+    if process:
+        with _service_process(settings, repo) as live:
+            yield live
+        return
     app = create_app(settings, repo=repo)
     sock = _free_socket()
     port = sock.getsockname()[1]

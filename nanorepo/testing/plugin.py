@@ -125,6 +125,17 @@ def cli_env(sqlite_settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
+def service_process(repo: Any, tmp_path: Path) -> Iterator[Any]:
+    """Like ``service`` but the service runs as its own process (load tests)."""
+    from nanorepo.testing._service import live_service, seed_repository
+
+    seed = seed_repository(repo, tmp_path / "seed")
+    with live_service(repo.settings, repo=repo, process=True) as live:
+        live.seed = seed  # type: ignore[attr-defined]
+        yield live
+
+
+@pytest.fixture
 def service(repo: Any, tmp_path: Path) -> Iterator[Any]:
     """A live service (real uvicorn on loopback) over a seeded repository, on each catalog
     backend. ``service.seed`` names the public / granted / hidden datasets and holds a
@@ -135,3 +146,41 @@ def service(repo: Any, tmp_path: Path) -> Iterator[Any]:
     with live_service(repo.settings, repo=repo) as live:
         live.seed = seed  # type: ignore[attr-defined]
         yield live
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def jupyterhub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A real JupyterHub (behind configurable-http-proxy) running the nanorepo service as a
+    managed service over a seeded repository, on each catalog backend; one per test
+    module. See :class:`nanorepo.testing._hub.LiveHub` (``.url``, ``.service_url``,
+    ``.seed``, ``.user_token(user)``, ``.browser_login(client, user)``)."""
+    import shutil
+
+    from nanorepo.testing._hub import live_hub
+
+    if not (shutil.which("configurable-http-proxy") or shutil.which("npm")):
+        msg = "the hub tests need configurable-http-proxy, or Node.js with npm to install it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    workdir = tmp_path_factory.mktemp("hub")
+    if request.param == "sqlite":
+        with live_hub(workdir) as hub:
+            yield hub
+        return
+    import psycopg
+
+    admin_url = request.getfixturevalue("postgres_server")
+    name = f"nanorepo_hub_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with live_hub(workdir, database_url=f"{admin_url.rsplit('/', 1)[0]}/{name}") as hub:
+            yield hub
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,188 @@
+"""User-written text: Markdown rendered to sanitised HTML, and plain-text fields.
+
+Why these libraries
+-------------------
+* **markdown-it-py** renders: it follows the CommonMark specification (the same grammar
+  JupyterLab, GitHub and napari hub users already write), is maintained by the
+  Executable Books project, and lets raw HTML be switched off at the parser, so ``<script>``
+  in a post is text, never markup.
+* **nh3** sanitises what the renderer produced: it binds *ammonia*, the maintained Rust
+  HTML sanitiser that parses with html5ever (the browser parsing algorithm, so mutation
+  XSS through mis-nested markup is parsed the way a browser would) and keeps only an
+  **explicit allowlist** of tags, attributes and URL schemes. Sanitising the rendered HTML
+  rather than trusting the renderer means a renderer bug or plugin cannot open a hole.
+
+The allowlist holds the elements Markdown produces and nothing else: no ``svg``, ``math``,
+``style``, ``script``, ``iframe``, ``object``, ``embed``, ``form``, ``input``,
+``textarea``, ``noscript``, ``template``, ``meta`` or ``base``; no event handler, no
+``style`` or ``class`` (except ``language-*`` on ``code`` for highlighting); links only to
+absolute ``http``, ``https`` and ``mailto`` URLs, marked ``nofollow noopener noreferrer
+ugc``. Images are off by default (a remote image is a tracking pixel that reveals who read
+a post); when allowed, only ``https`` sources are kept.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+
+from nanorepo.errors import InvalidInput
+
+__all__ = ["MAX_BODY_CHARS", "plain_text", "render_markdown"]
+
+#: Longest post body accepted, in characters (a long methods note fits; a pasted table does not).
+MAX_BODY_CHARS = 100_000
+
+_TAGS = frozenset(
+    {
+        "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+        "hr", "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead",
+        "tr", "ul",
+    }
+)  # fmt: skip
+_ATTRIBUTES: dict[str, set[str]] = {
+    "a": {"href", "title"},
+    "code": {"class"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+}
+_SCHEMES = frozenset({"http", "https", "mailto"})
+_LINK_REL = "nofollow noopener noreferrer ugc"
+_LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,32}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# Bidirectional overrides and isolates: they make a title read differently from its bytes.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _keep_attribute(tag: str, attr: str, value: str) -> str | None:
+    """nh3 attribute filter: narrow the allowlisted attributes to safe values."""
+    if tag == "code" and attr == "class":
+        return value if _LANGUAGE_CLASS.fullmatch(value) else None
+    if tag == "img" and attr == "src":
+        return value if value.lower().startswith("https://") else None
+    if tag == "ol" and attr == "start":
+        return value if _DIGITS.fullmatch(value) else None
+    return value
+
+
+def _image_as_link(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Render ``![alt](src)`` as a link to the image, so no remote request happens on view."""
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
+    src = escapeHtml(str(token.attrGet("src") or ""))
+    return f'<a href="{src}">{escapeHtml(alt)}</a>'
+
+
+@cache
+def _renderer(allow_remote_images: bool) -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    if not allow_remote_images:
+        md.add_render_rule("image", _image_as_link)
+    return md
+
+
+def render_markdown(text: str, *, allow_remote_images: bool = False) -> str:
+    """Render a post's Markdown to HTML that is safe to put into a page.
+
+    Parameters
+    ----------
+    text:
+        The author's Markdown, as written (CommonMark plus tables and strikethrough). Raw
+        HTML in it is shown as text, not interpreted.
+    allow_remote_images:
+        Keep ``![alt](https://...)`` as ``<img>``; otherwise images become links, so that
+        reading a post never makes the reader's browser contact a third party.
+
+    Returns
+    -------
+    str
+        HTML holding only allowlisted elements and attributes (see the module docstring).
+
+    Raises
+    ------
+    InvalidInput
+        If ``text`` is not a string or longer than :data:`MAX_BODY_CHARS`.
+    """
+    if not isinstance(text, str):
+        raise InvalidInput(
+            f"a post body must be text, not {type(text).__name__}",
+            hint="send the Markdown as a JSON string",
+        )
+    if len(text) > MAX_BODY_CHARS:
+        raise InvalidInput(
+            f"the post has {len(text):,} characters; at most {MAX_BODY_CHARS:,} are accepted",
+            hint="shorten it, or attach long material as a file of a dataset version and link it",
+        )
+    html = _renderer(allow_remote_images).render(text.replace("\x00", "\ufffd"))
+    return _sanitise(html, allow_remote_images=allow_remote_images)
+
+
+def _sanitise(html: str, *, allow_remote_images: bool = False) -> str:
+    """Keep only the allowlisted HTML (the second line of defence, tested on its own)."""
+    tags = set(_TAGS) | ({"img"} if allow_remote_images else set())
+    attributes = {k: set(v) for k, v in _ATTRIBUTES.items() if k in tags}
+    return nh3.clean(
+        html,
+        tags=tags,
+        clean_content_tags={"script", "style"},
+        attributes=attributes,
+        attribute_filter=_keep_attribute,
+        strip_comments=True,
+        link_rel=_LINK_REL,
+        url_schemes=set(_SCHEMES),
+        url_relative="deny",
+    )
+
+
+def plain_text(value: Any, what: str, max_len: int) -> str:
+    """Normalise a one-line text field (thread title, tag) and check its length.
+
+    Control characters and bidirectional overrides are removed, runs of white space become
+    one space and the ends are trimmed. The result is plain text: whoever shows it puts it
+    into a text node (never into HTML), so no markup can come from it.
+
+    Parameters
+    ----------
+    value:
+        What the user sent.
+    what:
+        Name of the field, for the error message (``"title"``, ``"tag"``).
+    max_len:
+        Longest accepted length in characters, after normalisation.
+
+    Raises
+    ------
+    InvalidInput
+        If ``value`` is not a string, is empty after normalisation, or is too long.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"{what} must be text, not {type(value).__name__}", hint=f"send the {what} as a string"
+        )
+    kept = []
+    for ch in unicodedata.normalize("NFC", value):
+        if ch.isspace():
+            kept.append(" ")
+        elif unicodedata.category(ch) != "Cc" and ch not in _BIDI:
+            kept.append(ch)
+    clean = " ".join("".join(kept).split())
+    if not clean:
+        raise InvalidInput(f"{what} is empty", hint=f"write a {what} of 1 to {max_len} characters")
+    if len(clean) > max_len:
+        raise InvalidInput(
+            f"{what} has {len(clean)} characters; at most {max_len} are accepted",
+            hint=f"shorten the {what}",
+        )
+    return clean
