@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# The __future__ import binds the name `annotations`, which would shadow the
+# nanorepo.annotations subpackage in `from nanorepo import annotations`.
+del annotations
+
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "Image", "__version__", "open"]
+__all__ = ["Client", "Dataset", "Image", "__version__", "open"]
 
 if TYPE_CHECKING:
     from nanorepo.access import Dataset, Image, open
+    from nanorepo.client import Client
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from nanorepo import access
 
         return getattr(access, name)
+    if name == "Client":
+        from nanorepo.client import Client
+
+        return Client
     raise AttributeError(f"module 'nanorepo' has no attribute {name!r}")

@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import tifffile
 import uvicorn
 import yaml
+from sqlmodel import select
 
 from nanorepo.policy import Role, create_token
 from nanorepo.repository import Repository
@@ -101,12 +103,34 @@ def seed_repository(repo: Repository, workdir: Path) -> SeededRepository:
     repo.grant(seeded.granted, "group", "lab", who="alice")
     cat = repo.catalog
     with cat.session() as s:
+        _seed_threads(s, cat, seeded)
         for user, role in ROLES.items():
             if role is not None:
                 seeded.tokens[user] = create_token(s, user, role=role, note="test")
         cat.add_to_group(s, "dave", "lab")
         s.commit()
     return seeded
+
+
+def _seed_threads(s: Any, cat: Any, seeded: SeededRepository) -> None:
+    """One region thread (id 1, 2, 3 in order) with a reply on each case's image."""
+    import nanorepo.annotations as an
+    from nanorepo.catalog.models import Image, Version
+    from nanorepo.search import index_dataset
+
+    for n, acc in enumerate((seeded.public, seeded.granted, seeded.hidden)):
+        ds = cat.dataset(s, acc)
+        v = s.exec(select(Version).where(Version.dataset_id == ds.id)).one()
+        im = s.exec(select(Image).where(Image.version_id == v.id)).one()
+        anchor = {"kind": "region", "image": im.name, "unit": "nanometer", "shape": "box",
+                  "x": [100.0, 400.0], "y": [200.0, 600.0]}  # fmt: skip
+        t = an.create_thread(
+            s, ds, version=1, image_row=im, anchor=anchor, title=f"Ring at the edge {n}",
+            body=f"Is this ring **complete**? case {n}", who="alice",
+        )  # fmt: skip
+        an.reply(s, t, body="Looks like seven of eight corners.", who="alice")
+        index_dataset(s, ds.id)
+    s.flush()
 
 
 def _free_socket() -> socket.socket:
