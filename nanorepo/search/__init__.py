@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from nanorepo.search._index import FIELDS, Query, index_dataset, parse_query, search
+from nanorepo.search._index import (
+    FACET_FIELDS,
+    FIELDS,
+    Query,
+    facets,
+    index_dataset,
+    parse_query,
+    search,
+)
 
-__all__ = ["FIELDS", "Query", "index_dataset", "parse_query", "search"]
+__all__ = [
+    "FACET_FIELDS",
+    "FIELDS",
+    "Query",
+    "facets",
+    "index_dataset",
+    "parse_query",
+    "search",
+]

@@ -35,7 +35,7 @@ from nanorepo.catalog.models import (
 )
 from nanorepo.errors import InvalidInput
 
-__all__ = ["FIELDS", "Query", "index_dataset", "parse_query", "search"]
+__all__ = ["FACET_FIELDS", "FIELDS", "Query", "facets", "index_dataset", "parse_query", "search"]
 
 #: Filterable fields and where their values come from.
 FIELDS = (
@@ -213,21 +213,10 @@ def _fts_match(words: Sequence[str]) -> str:
     return " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def search(
-    s: Session,
-    q: str,
-    *,
-    offset: int = 0,
-    limit: int = 50,
-    include_embargoed: bool = True,
-    visible_ids: Iterable[int] | None = None,
-) -> tuple[list[Dataset], int]:
-    """Datasets matching ``q``, best first (full-text rank, then accession number).
-
-    ``visible_ids`` restricts results to datasets the caller may see; embargoed datasets
-    outside it never appear, in results or in the total.
-    """
-    query = parse_query(q)
+def _matching(
+    s: Session, query: Query, *, include_embargoed: bool, visible_ids: Iterable[int] | None
+) -> tuple[Any, list[Any]]:
+    """The statement selecting the ids of matching datasets, and its best-first order."""
     stmt = select(Dataset.id).where(Dataset.state == "active")
     if not include_embargoed:
         stmt = stmt.where(Dataset.access == "public")
@@ -262,7 +251,65 @@ def search(
                 tsv.op("@@")(tsq)
             )
             order = [func.ts_rank(tsv, tsq).desc(), Dataset.id]
+    return stmt, order
+
+
+def search(
+    s: Session,
+    q: str,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    include_embargoed: bool = True,
+    visible_ids: Iterable[int] | None = None,
+) -> tuple[list[Dataset], int]:
+    """Datasets matching ``q``, best first (full-text rank, then accession number).
+
+    ``visible_ids`` restricts results to datasets the caller may see; embargoed datasets
+    outside it never appear, in results or in the total.
+    """
+    stmt, order = _matching(
+        s, parse_query(q), include_embargoed=include_embargoed, visible_ids=visible_ids
+    )
     total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
     ids = s.exec(stmt.order_by(*order).offset(offset).limit(limit)).all()
     by_id = {d.id: d for d in s.exec(select(Dataset).where(Dataset.id.in_(ids))).all()}  # type: ignore[union-attr]
     return [by_id[i] for i in ids if i in by_id], int(total)
+
+
+#: Fields offered as facets (the Lab extension's filters), in display order.
+FACET_FIELDS = ("technique", "organism", "fluorophore", "license", "access")
+
+
+def facets(
+    s: Session,
+    q: str,
+    *,
+    fields: Sequence[str] = FACET_FIELDS,
+    limit: int = 20,
+    visible_ids: Iterable[int] | None = None,
+) -> dict[str, list[tuple[str, str, int]]]:
+    """Counts of datasets matching ``q`` per value of each facet field, most first.
+
+    Counted over the same visible set as :func:`search`, so a facet count never includes
+    a dataset the caller cannot see. Each entry is ``(value, display, count)``; ``value``
+    is what a ``field:value`` filter takes.
+    """
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise InvalidInput(f"no facet {unknown[0]!r}", hint="facets: " + ", ".join(FIELDS))
+    stmt, _ = _matching(s, parse_query(q), include_embargoed=True, visible_ids=visible_ids)
+    ids = stmt.subquery()
+    n = func.count(func.distinct(DatasetField.dataset_id))
+    rows = s.exec(
+        select(DatasetField.field, DatasetField.value, func.min(DatasetField.display), n)
+        .where(col(DatasetField.field).in_(list(fields)))
+        .where(col(DatasetField.dataset_id).in_(select(ids.c.id)))
+        .group_by(col(DatasetField.field), col(DatasetField.value))
+    ).all()
+    out: dict[str, list[tuple[str, str, int]]] = {f: [] for f in fields}
+    for field_name, value, display, count in rows:
+        out[field_name].append((value, display, int(count)))
+    for f in out:
+        out[f] = sorted(out[f], key=lambda e: (-e[2], e[1]))[:limit]
+    return out

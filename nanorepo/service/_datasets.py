@@ -20,7 +20,7 @@ from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset, Grant, MutableRevision, Version
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError, VersionNotFound
 from nanorepo.policy import Principal, allowed, readable_dataset, require, visible_clause
-from nanorepo.search import search
+from nanorepo.search import facets, search
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
 from nanorepo.service._http import (
     check_if_match,
@@ -36,6 +36,7 @@ from nanorepo.service._schemas import (
     DatasetDetail,
     DatasetSummary,
     EmbargoIn,
+    FacetValue,
     GrantIn,
     GrantOut,
     Health,
@@ -159,6 +160,22 @@ def list_datasets(
     rows, total = search(s, q, offset=offset, limit=limit, visible_ids=_visible_ids(s, p))
     nxt = encode_cursor({"o": offset + limit}) if offset + limit < total else None
     return Page(items=[summary(d) for d in rows], next=nxt, total=total)
+
+
+@router.get("/facets", response_model=dict[str, list[FacetValue]], tags=["datasets"])
+def dataset_facets(
+    s: DbSession,
+    p: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=1000, description="words and field:value filters")] = "",
+) -> dict[str, list[FacetValue]]:
+    """For each facet field (technique, organism, fluorophore, license, access), how many
+    datasets the caller may see match ``q`` with each value; pass ``value`` back as a
+    ``field:value`` filter."""
+    counts = facets(s, q, visible_ids=_visible_ids(s, p))
+    return {
+        f: [FacetValue(value=v, display=d, count=n) for v, d, n in entries]
+        for f, entries in counts.items()
+    }
 
 
 def _grants(s: Session, ds: Dataset) -> list[GrantOut]:

@@ -205,7 +205,8 @@ class ReleaseIn(_In):
 
 
 class FacetValue(BaseModel):
-    value: str
+    value: str = Field(description="what a field:value filter takes (lower case)")
+    display: str = Field(description="the value as written")
     count: int
 
 

@@ -126,6 +126,13 @@ def test_lists_search_and_counts_never_show_what_the_caller_cannot_see(service: 
             r = client.get("/datasets", params={"q": ""}, headers=h)
             visible = sum(1 for c in ("public", "granted", "hidden") if user in SEES[c])
             assert r.json()["total"] == visible, user
+            # facet counts count only what the caller sees
+            f = client.get("/facets", headers=h).json()
+            assert sum(e["count"] for e in f["access"]) == visible, (user, f["access"])
+            assert sum(e["count"] for e in f["technique"]) == visible
+            f = client.get("/facets", params={"q": SECRET_WORD}, headers=h).json()
+            expect_hidden = 1 if user in SEES["hidden"] else 0
+            assert sum(e["count"] for e in f["access"]) == expect_hidden, user
 
 
 def _etag_as_owner(client: httpx.Client, seed: SeededRepository, acc: str) -> str:
