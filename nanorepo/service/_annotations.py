@@ -15,19 +15,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 import nanorepo.annotations as an
 from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
-from nanorepo.errors import PermissionDenied, VersionNotFound
+from nanorepo.errors import InvalidInput, PermissionDenied, VersionNotFound
 from nanorepo.policy import Principal, require
 from nanorepo.search import index_dataset
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
 from nanorepo.service._datasets import Cursor, Limit, find_dataset
 from nanorepo.service._http import check_if_match, decode_cursor, encode_cursor, etag, set_etag
 from nanorepo.service._problems import PreconditionFailed
-from nanorepo.service._schemas import EDIT_RESPONSES
+from nanorepo.service._schemas import EDIT_RESPONSES, _no_nul
+from nanorepo.service._schemas import In as _In
 
 __all__ = ["router"]
 
@@ -38,10 +39,6 @@ Motivation = Literal[
     "highlighting", "identifying", "linking", "moderating", "questioning", "replying",
     "tagging",
 ]  # fmt: skip
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PostOut(BaseModel):
@@ -463,6 +460,10 @@ def import_annotations(
     threads written by the caller; all or nothing."""
     ds = find_dataset(s, p, accession)
     require(s, p, "annotate", ds)
+    try:
+        _no_nul(doc)
+    except ValueError as exc:
+        raise InvalidInput(f"the annotation collection is not valid: {exc}") from None
     v = version or ds.latest_version
     if v > ds.latest_version:
         raise VersionNotFound(ds.accession, v, ds.latest_version)

@@ -193,6 +193,6 @@ def create_app(
     for router in _routes.ROUTERS:
         app.include_router(router, prefix=prefix, responses=COMMON_RESPONSES)
     if hub is not None:
-        hub.install(app)  # type: ignore[attr-defined]
+        hub.install(app)
     app.add_middleware(SecurityHeaders, cors_origins=settings.cors_origins)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from sqlmodel import Session
 
 from nanorepo.policy import ANONYMOUS, Principal, principal_for_token
@@ -27,6 +27,9 @@ class HubIdentity(Protocol):
     def principal_for_token(self, s: Session, token: str) -> Principal | None: ...
 
     def principal_for_cookie(self, s: Session, request: Request) -> Principal | None: ...
+
+    def install(self, app: FastAPI) -> None:
+        """Add the routes the hub's OAuth flow needs (login, callback)."""
 
 
 def bearer_token(request: Request) -> str | None:
@@ -63,8 +66,8 @@ def resolve_principal(
         if p is not None:
             return p
     if not allow_anonymous:
-        raise Unauthenticated(
-            "this repository requires signing in",
-            hint="send `Authorization: token <token>`",
-        )
+        how = "send `Authorization: token <token>`"
+        if hub is not None:
+            how += f", or sign in in a browser at {request.scope.get('root_path', '')}login"
+        raise Unauthenticated("this repository requires signing in", hint=how)
     return ANONYMOUS

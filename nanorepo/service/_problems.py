@@ -74,6 +74,8 @@ def status_of(exc: NanorepoError) -> int:
         return 409
     if isinstance(exc, InvalidInput):
         return 422
+    if isinstance(exc, ConnectionError):  # e.g. the hub is unreachable: try again later
+        return 503
     if isinstance(exc, IntegrityError | ConfigurationError):
         return 500
     return 400

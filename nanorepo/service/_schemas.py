@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -23,6 +23,7 @@ __all__ = [
     "GrantOut",
     "Health",
     "ImageInfo",
+    "In",
     "MetadataPatch",
     "MutableMetadata",
     "Page",
@@ -33,8 +34,35 @@ __all__ = [
 ]
 
 
-class _In(BaseModel):
+def _no_nul(value: Any, where: str = "") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"text{where} must not contain NUL characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k, where)
+            _no_nul(v, where)
+    elif isinstance(value, list):
+        for v in value:
+            _no_nul(v, where)
+
+
+class In(BaseModel):
+    """Base of request bodies: unknown fields and NUL characters are refused (422).
+
+    NUL cannot be stored in PostgreSQL text and has no place in metadata or annotations.
+    """
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        _no_nul(value)
+        return value
+
+
+_In = In
 
 
 class Page(BaseModel, Generic[T]):

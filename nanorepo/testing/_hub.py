@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import secrets
 import shutil
@@ -141,11 +142,27 @@ def overlay_venv(path: Path, requirement: str) -> Path:
     return python
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free now, chosen below the kernel's ephemeral range:
+    outgoing connections (of this or any process) take ephemeral ports, and one might
+    take a port chosen there before the hub binds it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < n:
+        want = rng.randrange(20000, low) if low > 21000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", want))
+            except OSError:
+                continue
+            port: int = sock.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 @dataclass
@@ -265,18 +282,52 @@ def _wait_ready(hub: LiveHub, proc: subprocess.Popen[bytes], timeout_s: float) -
     raise RuntimeError(f"the hub's nanorepo service did not come up ({last}):\n{hub.log_tail()}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the hub (it stops its proxy and services), then kill what is left of the
-    process group it leads."""
+#: Set in the environment of a test hub and of everything it starts (proxy, service), to
+#: the hub's work directory: how :func:`_stop` finds what a hub left running.
+MARKER = "NANOREPO_TEST_HUB"
+
+
+def _marked(value: str) -> list[int]:
+    """Processes of this user whose environment has ``MARKER=value``."""
+    needle = f"{MARKER}={value}".encode() + b"\0"
+    found: list[int] = []
+    if not Path("/proc").is_dir():  # not Linux: rely on the hub's own clean-up
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return found
+
+
+def _stop(proc: subprocess.Popen[bytes], marker: str) -> None:
+    """SIGTERM the hub (it stops its proxy and services), then whatever it left running:
+    its process group, and the processes carrying its marker (the proxy and the service
+    run in sessions of their own, so they outlive a hub that was killed)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    left = _marked(marker)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = [pid for pid in left if Path(f"/proc/{pid}").exists()]
+        if not left:
+            return
 
 
 @contextmanager
@@ -309,35 +360,46 @@ def live_hub(
         seed = seed_repository(repo, workdir / "seed")
     finally:
         repo.close()
-    ports = {k: _free_port() for k in ("proxy", "proxy_api", "hub", "service")}
     admin_token, password = secrets.token_hex(24), secrets.token_urlsafe(12)
     service_env = {
         "NANOREPO_HOME": str(settings.home),
         "NANOREPO_DATABASE_URL": settings.database_url,
         "NANOREPO_ALLOW_ANONYMOUS": "0",
+        MARKER: str(workdir),
     }
-    config = workdir / "jupyterhub_config.py"
-    config.write_text(
-        _config(workdir, ports, python=python, service_env=service_env,
-                admin_token=admin_token, password=password, chp=configurable_http_proxy())
-    )  # fmt: skip
+    chp = configurable_http_proxy()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "NANOREPO_"))}
-    log = workdir / "jupyterhub.log"
-    url = f"http://127.0.0.1:{ports['proxy']}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [python, "-m", "jupyterhub", "-f", str(config)],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+    marker = env[MARKER] = str(workdir)
+    for attempt in range(2):  # again with other ports if one was taken meanwhile
+        ports = dict(zip(("proxy", "proxy_api", "hub", "service"), _free_ports(4), strict=True))
+        config = workdir / "jupyterhub_config.py"
+        config.write_text(
+            _config(workdir, ports, python=python, service_env=service_env,
+                    admin_token=admin_token, password=password, chp=chp)
         )  # fmt: skip
-    hub = LiveHub(
-        url=url, service_url=f"{url}/services/{SERVICE_NAME}", admin_token=admin_token,
-        password=password, seed=seed, settings=settings, version="", log=log,
-    )  # fmt: skip
+        log = workdir / f"jupyterhub-{attempt}.log"
+        url = f"http://127.0.0.1:{ports['proxy']}"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [python, "-m", "jupyterhub", "-f", str(config)],
+                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        hub = LiveHub(
+            url=url, service_url=f"{url}/services/{SERVICE_NAME}", admin_token=admin_token,
+            password=password, seed=seed, settings=settings, version="", log=log,
+        )  # fmt: skip
+        try:
+            _wait_ready(hub, proc, timeout_s)
+        except RuntimeError:
+            _stop(proc, marker)
+            if attempt == 0 and "address already in use" in hub.log_tail(400).lower():
+                continue
+            raise
+        break
     try:
-        _wait_ready(hub, proc, timeout_s)
         with hub.api() as api:
             hub.version = api.get("/").json()["version"]
         yield hub
     finally:
-        _stop(proc)
+        _stop(proc, marker)

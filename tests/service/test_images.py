@@ -1,0 +1,332 @@
+"""Images, thumbnails and files of a version over HTTP: the image table (filters, sort,
+cursors) at 100,000 images on SQLite and PostgreSQL, thumbnails, downloads with Range, and
+embargo on every one of these routes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import imagecodecs
+import numpy as np
+import pytest
+from sqlalchemy import insert
+from sqlmodel import col, select
+
+from nanorepo.catalog.models import Dataset, Image, Version
+from nanorepo.ome import OmeZarrImage, thumbnail
+from nanorepo.service._images import fit
+
+#: Well-formed, as long as the seeded accessions, never deposited.
+MISSING = "S-NANO9"
+USERS = ("anonymous", "carol", "bob", "dave", "erin", "alice", "cur", "root")
+SEES = {
+    "public": set(USERS),
+    "granted": {"bob", "dave", "alice", "cur", "root"},
+    "hidden": {"alice", "cur", "root"},
+}
+
+
+def _storage(service: Any, accession: str) -> Path:
+    return Path(service.repo.show(accession)["path"])
+
+
+# -- embargo ------------------------------------------------------------------------------
+
+
+def _routes(acc: str, n: int) -> list[str]:
+    v = f"/datasets/{acc}/versions"
+    return [
+        f"{v}/v1/images",
+        f"{v}/latest/images?filter=condition:x&sort=well",
+        f"{v}/v1/images/cell{n}",
+        f"{v}/v1/images/cell{n}/thumbnail.png?size=64",
+        f"{v}/v1/files",
+        f"{v}/v1/files/cell{n}.ome.xml",
+        f"{v}/v1/files/originals/cell{n}.ome.tif",
+        f"/zarr/{acc}/v1/cell{n}/zarr.json",
+        f"/zarr/{acc}/v1/cell{n}/0/c/0/0/0",
+    ]
+
+
+def test_embargo_on_every_image_file_and_zarr_route(service: Any) -> None:
+    """Who may not see a dataset gets the 404 of one that does not exist (same body and
+    length, no ETag) on every route, GET and HEAD; who may see it gets 200."""
+    seed = service.seed
+    checked = 0
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        for case, acc, n in (("granted", seed.granted, 1), ("hidden", seed.hidden, 2)):
+            for user in USERS:
+                h = seed.headers(user)
+                for route, missing in zip(_routes(acc, n), _routes(MISSING, n), strict=True):
+                    for method in ("GET", "HEAD"):
+                        r = c.request(method, route, headers=h)
+                        if user in SEES[case]:
+                            assert r.status_code == 200, (user, method, route, r.text)
+                            continue
+                        m = c.request(method, missing, headers=h)
+                        assert r.status_code == m.status_code == 404, (user, method, route)
+                        assert r.text.replace(acc, MISSING) == m.text, (user, route)
+                        assert r.headers["content-length"] == m.headers["content-length"]
+                        assert "etag" not in r.headers
+                        checked += 1
+    # granted: anonymous, carol, erin; hidden: those five; 9 routes; GET and HEAD
+    assert checked == (3 + 5) * 9 * 2
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def test_image_detail_and_list(service: Any) -> None:
+    seed, acc = service.seed, service.seed.public
+    with httpx.Client(base_url=service.url, timeout=30) as c:
+        r = c.get(f"/datasets/{acc}/versions/latest/images")
+        assert r.status_code == 200
+        page = r.json()
+        assert page["total"] == 1 and page["next"] is None
+        (item,) = page["items"]
+        assert item["name"] == "cell0"
+        assert item["dims"] == ["c", "y", "x"] and item["shape"] == [2, 64, 48]
+        assert item["pixel_sizes"] == {"y": 20.0, "x": 20.0}
+        assert [ch["name"] for ch in item["channels"]] == ["Nup96", "DNA"]
+        assert item["zarr"] == f"zarr/{acc}/v1/cell0"  # `latest` resolved: a fixed URL
+        assert item["thumbnail"] == f"datasets/{acc}/versions/v1/images/cell0/thumbnail.png"
+        # the paths are relative to the service root and work as given
+        assert c.get(f"/{item['zarr']}/zarr.json").json()["attributes"]["ome"]
+        assert c.get(f"/{item['thumbnail']}").headers["content-type"] == "image/png"
+
+        r = c.get(f"/datasets/{acc}/versions/v1/images/cell0")
+        assert r.status_code == 200 and r.json() == item
+        tag = r.headers["etag"]
+        assert r.headers["cache-control"].startswith("public")
+        r = c.get(f"/datasets/{acc}/versions/v1/images/cell0", headers={"If-None-Match": tag})
+        assert (r.status_code, r.content) == (304, b"")
+
+        r = c.get(f"/datasets/{acc}/versions/v1/images/cell9")
+        assert r.status_code == 404
+        assert "has no image 'cell9'" in r.json()["detail"]
+        assert "images" in r.json()["hint"]
+        for bad, what in [({"filter": "no-colon"}, "KEY:VALUE"), ({"sort": 'a"b'}, "sort"),
+                          ({"order": "sideways"}, "order"), ({"limit": "0"}, "limit"),
+                          ({"cursor": "garbage!"}, "cursor"),
+                          ({"filter": "condition:a\x00b"}, "control characters"),
+                          ({"q": "\x07"}, "control characters")]:  # fmt: skip
+            r = c.get(f"/datasets/{acc}/versions/v1/images", params=bad)
+            assert r.status_code == 422, bad
+            assert what in r.text, (bad, r.text)
+        r = c.get(f"/datasets/{acc}/versions/v1/images", headers=seed.headers("carol"))
+        assert r.json()["items"] == [item]
+
+
+CONDITIONS = ["control", "Treated", "knockdown", "DMSO"]
+
+
+def _key_values(i: int) -> dict[str, str]:
+    kv = {"condition": CONDITIONS[i % 4], "plate": f"P{i // 10_000}"}
+    if i % 7:  # every 7th image has no well: sorts as ""
+        kv["well"] = f"{chr(65 + i % 8)}{i % 12 + 1:02d}"
+    return kv
+
+
+def _insert_images(service: Any, accession: str, n: int) -> list[dict[str, Any]]:
+    """``n`` image rows straight into the catalog (one bulk insert): only the table is
+    exercised, not storage."""
+    cat = service.repo.catalog
+    with cat.session() as s:
+        version_id = s.exec(
+            select(Version.id)
+            .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
+            .where(Dataset.accession == accession, Version.number == 1)
+        ).one()
+        rows = [
+            {"version_id": version_id, "name": f"img{i:06d}",
+             "path": f"images/v1/img{i:06d}.ome.zarr", "dims": ["c", "y", "x"],
+             "shape": [2, 64, 48], "dtype": "uint16", "pixel_sizes": {"y": 20.0, "x": 20.0},
+             "channels": [{"name": "Nup96"}], "levels": [[2, 64, 48]],
+             "key_values": _key_values(i), "technique": "STED", "manifest_digest": "0" * 64,
+             "size_bytes": 1000 + i}
+            for i in range(n)
+        ]  # fmt: skip
+        s.execute(insert(Image), rows)
+        s.commit()
+    rows.append({"name": "cell0", "key_values": {}})
+    return rows
+
+
+def test_image_table_of_100k_images(service: Any) -> None:
+    """Server-side filters, sort by a key, cursors and totals on 100,000 images of one
+    version, against the same query done in Python."""
+    acc = service.seed.public
+    t0 = time.perf_counter()
+    rows = _insert_images(service, acc, 100_000)
+    print(f"\ninserted 100,000 image rows in {time.perf_counter() - t0:.1f} s")
+    url = f"/datasets/{acc}/versions/v1/images"
+    by_name = {r["name"]: r for r in rows}
+
+    def expect(filters: dict[str, set[str]], sort: str, desc: bool, q: str = "") -> list[str]:
+        hits = [
+            r for r in rows
+            if all(r["key_values"].get(k, "\0").lower() in vs for k, vs in filters.items())
+            and q.lower() in r["name"].lower()
+        ]  # fmt: skip
+        if sort == "name":
+            hits.sort(key=lambda r: r["name"], reverse=desc)
+        else:
+            hits.sort(key=lambda r: (r["key_values"].get(sort, ""), r["name"]), reverse=desc)
+        return [r["name"] for r in hits]
+
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        cases = [
+            ({"filter": ["condition:TREATED"], "sort": "well", "order": "desc"},
+             {"condition": {"treated"}}, "well", True, ""),
+            ({"filter": ["condition:control", "condition:dmso", "plate:p3"], "sort": "well"},
+             {"condition": {"control", "dmso"}, "plate": {"p3"}}, "well", False, ""),
+            ({"q": "IMG0999", "sort": "name", "order": "desc"}, {}, "name", True, "img0999"),
+            ({}, {}, "name", False, ""),
+            ({"filter": ["condition:none-such"]}, {"condition": {"none-such"}}, "name", False, ""),
+        ]  # fmt: skip
+        for params, filters, sort, desc, q in cases:
+            want = expect(filters, sort, desc, q)
+            got: list[str] = []
+            cursor = None
+            timings = []
+            for _page in range(3):
+                p = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+                t0 = time.perf_counter()
+                r = c.get(url, params=p)
+                timings.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["total"] == len(want), params
+                got += [it["name"] for it in body["items"]]
+                cursor = body["next"]
+                if cursor is None:
+                    break
+            assert got == want[: len(got)], params
+            assert len(got) == min(len(want), 600)
+            if sort != "name":
+                values = [by_name[n]["key_values"].get(sort, "") for n in got]
+                assert values == sorted(values, reverse=desc)
+            print(f"{params}: {len(want)} matches, page latencies "
+                  + ", ".join(f"{t * 1000:.0f} ms" for t in timings))  # fmt: skip
+            # generous bound: catches filtering in Python or per-row queries, not noise
+            assert max(timings) < 5.0, timings
+        # a cursor is bound to its query
+        r = c.get(url, params={"filter": "condition:control", "limit": 5})
+        nxt = r.json()["next"]
+        r = c.get(url, params={"filter": "condition:dmso", "limit": 5, "cursor": nxt})
+        assert r.status_code == 422 and "another query" in r.json()["detail"]
+
+
+# -- thumbnails ---------------------------------------------------------------------------
+
+
+def test_thumbnails(service: Any) -> None:
+    seed = service.seed
+    acc = seed.public
+    image_dir = _storage(service, acc) / "images" / "v1" / "cell0.ome.zarr"
+    url = f"/datasets/{acc}/versions/v1/images/cell0/thumbnail.png"
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        for size, shape in [(None, (256, 192, 3)), (32, (32, 24, 3)), (1024, (1024, 768, 3))]:
+            r = c.get(url, params={"size": size} if size else {})
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "image/png"
+            assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+            rgb = imagecodecs.png_decode(r.content)
+            assert rgb.shape == shape  # the longer side (y: 64 px) is `size`
+            expected = fit(thumbnail(OmeZarrImage.open(image_dir)), shape[0])
+            assert np.array_equal(rgb, expected)
+            assert rgb[..., 0].mean() > 10 and rgb[..., 1].mean() > 10  # magenta + green
+            cached = list((service.repo.settings.home / "cache" / "thumbnails").glob(
+                f"*-{shape[0]}-*.png"))  # fmt: skip
+            assert len(cached) == 1 and cached[0].read_bytes() == r.content
+        tag = r.headers["etag"]
+        assert r.headers["cache-control"].startswith("public")
+        r = c.get(url, params={"size": 1024}, headers={"If-None-Match": tag})
+        assert (r.status_code, r.content) == (304, b"")
+        r = c.get(url, params={"size": 512}, headers={"If-None-Match": tag})
+        assert r.status_code == 200  # another size is another thumbnail
+        for bad in (31, 1025, "big"):
+            r = c.get(url, params={"size": bad})
+            assert r.status_code == 422 and "size" in r.text
+        r = c.get(f"/datasets/{seed.granted}/versions/v1/images/cell1/thumbnail.png",
+                  headers=seed.headers("dave"))  # fmt: skip
+        assert r.status_code == 200
+        assert r.headers["cache-control"].startswith("private")
+        r = c.head(url)
+        assert (r.status_code, r.content) == (200, b"")
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+def test_file_list_and_download_with_ranges(service: Any) -> None:
+    seed = service.seed
+    acc = seed.public
+    with httpx.Client(base_url=service.url, timeout=30) as c:
+        r = c.get(f"/datasets/{acc}/versions/v1/files", params={"limit": 1})
+        page = r.json()
+        assert page["total"] == 2 and len(page["items"]) == 1
+        r2 = c.get(f"/datasets/{acc}/versions/v1/files", params={"limit": 1,
+                                                                  "cursor": page["next"]})  # fmt: skip
+        page2 = r2.json()
+        assert page2["next"] is None and page2["total"] == 2
+        files = {f["name"]: f for f in page["items"] + page2["items"]}
+        assert set(files) == {"cell0.ome.xml", "originals/cell0.ome.tif"}
+        r = c.get(f"/datasets/{acc}/versions/v1/files", params={"role": "original"})
+        assert [f["name"] for f in r.json()["items"]] == ["originals/cell0.ome.tif"]
+
+        tif = files["originals/cell0.ome.tif"]
+        assert tif["download"] == f"datasets/{acc}/versions/v1/files/originals/cell0.ome.tif"
+        disk = (_storage(service, acc) / "originals" / "v1" / "cell0.ome.tif").read_bytes()
+        size = len(disk)
+        r = c.get(f"/{tif['download']}")
+        assert r.status_code == 200 and r.content == disk
+        assert hashlib.sha256(r.content).hexdigest() == tif["sha256"]
+        assert r.headers["etag"] == f'"{tif["sha256"]}"'
+        assert r.headers["content-type"] == "image/tiff"
+        assert r.headers["content-disposition"].startswith('attachment; filename="cell0.ome.tif"')
+        assert r.headers["x-content-type-options"] == "nosniff"
+        tag = r.headers["etag"]
+
+        r = c.get(f"/{tif['download']}", headers={"Range": "bytes=8-15"})
+        assert (r.status_code, r.content) == (206, disk[8:16])
+        assert r.headers["content-range"] == f"bytes 8-15/{size}"
+        r = c.get(f"/{tif['download']}", headers={"Range": "bytes=-100"})
+        assert (r.status_code, r.content) == (206, disk[-100:])
+        r = c.get(f"/{tif['download']}", headers={"Range": f"bytes={size + 5}-"})
+        assert r.status_code == 416
+        assert r.headers["content-range"] == f"bytes */{size}"
+        assert r.headers["content-type"] == "application/problem+json"
+        r = c.get(f"/{tif['download']}", headers={"If-None-Match": tag})
+        assert (r.status_code, r.content) == (304, b"")
+        r = c.head(f"/{tif['download']}")
+        assert (r.status_code, r.content) == (200, b"")
+        assert r.headers["content-length"] == str(size)
+        assert r.headers["content-disposition"].startswith("attachment")
+
+        xml = files["cell0.ome.xml"]
+        r = c.get(f"/{xml['download']}")
+        assert r.headers["content-type"] == "application/xml"
+        assert r.headers["content-disposition"].startswith("attachment")  # never inline
+        assert b"<OME" in r.content
+
+        r = c.get(f"/datasets/{acc}/versions/v1/files/nothing.txt")
+        assert r.status_code == 404 and "has no file 'nothing.txt'" in r.json()["detail"]
+        r = c.get(f"/datasets/{seed.granted}/versions/v1/files/cell1.ome.xml",
+                  headers=seed.headers("bob"))  # fmt: skip
+        assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
+
+
+@pytest.mark.parametrize("name", ["résumé notes.txt", 'a"b.txt'])
+def test_content_disposition_is_safe_for_any_name(name: str) -> None:
+    from nanorepo.service._zarr import content_disposition
+
+    value = content_disposition(f"originals/{name}")
+    assert value.startswith("attachment; ")
+    value.encode("latin-1")  # a valid header value
+    assert "originals" not in value
+    assert value.count('"') == 2
