@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "nanorepo": ["Dataset", "Image", "__version__", "open"],
+    "nanorepo": ["Client", "Dataset", "Image", "__version__", "open"],
     "nanorepo.access": ["Dataset", "Image", "open", "open_version"],
     "nanorepo.catalog": [
         "MUTABLE_FIELDS",
@@ -19,6 +19,7 @@ PUBLIC = {
         "models",
     ],
     "nanorepo.cli": ["cli", "main"],
+    "nanorepo.client": ["Client", "NotFound", "Pages", "ServiceError"],
     "nanorepo.deposition": [
         "SCHEMA",
         "TECHNIQUES",
@@ -102,7 +103,15 @@ PUBLIC = {
         "write_plane_directory",
         "write_thunderstorm_csv",
     ],
-    "nanorepo.search": ["FIELDS", "Query", "index_dataset", "parse_query", "search"],
+    "nanorepo.search": [
+        "FACET_FIELDS",
+        "FIELDS",
+        "Query",
+        "facets",
+        "index_dataset",
+        "parse_query",
+        "search",
+    ],
     "nanorepo.settings": ["Settings"],
     "nanorepo.storage": [
         "ACCESSION_RE",

@@ -123,20 +123,8 @@ class Dataset:
         """
         import pyarrow.parquet as pq
 
-        tables = [f for f in self.files if f["role"] == "localisations"]
-        if name is not None:
-            tables = [f for f in tables if name in (f["name"], f["name"].removesuffix(".parquet"))]
-        if len(tables) != 1:
-            raise ImageNotFound(
-                f"{self.ref}: {'no' if not tables else 'more than one'} localisation table"
-                + (f" named {name!r}" if name else ""),
-                hint="tables: "
-                + (
-                    ", ".join(f["name"] for f in self.files if f["role"] == "localisations")
-                    or "none"
-                ),
-            )
-        return pq.read_table(self.file_path(tables[0]["name"])).to_pandas()
+        table = pick_localisation_table(self.ref, self.files, name)
+        return pq.read_table(self.file_path(table["name"])).to_pandas()
 
     def image(self, name: str) -> Image:
         for im in self.images:
@@ -158,6 +146,24 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"<Dataset {self.ref} {self.title!r} images={len(self.images)}>"
+
+
+def pick_localisation_table(
+    ref: str, files: list[dict[str, Any]], name: str | None
+) -> dict[str, Any]:
+    """The one localisation table of ``files`` named ``name`` (file name or stem), or the
+    only one when ``name`` is None; a clear error otherwise."""
+    tables = [f for f in files if f["role"] == "localisations"]
+    if name is not None:
+        tables = [f for f in tables if name in (f["name"], f["name"].removesuffix(".parquet"))]
+    if len(tables) != 1:
+        raise ImageNotFound(
+            f"{ref}: {'no' if not tables else 'more than one'} localisation table"
+            + (f" named {name!r}" if name else ""),
+            hint="tables: "
+            + (", ".join(f["name"] for f in files if f["role"] == "localisations") or "none"),
+        )
+    return tables[0]
 
 
 def _find_dataset_dir(layout: Layout, accession: str) -> tuple[Path, str]:
@@ -246,9 +252,22 @@ def open(ref: str, *, settings: Settings | None = None) -> Dataset:
     """Open a dataset version lazily: ``nanorepo.open("S-NANO1")`` or ``"S-NANO1@v2"``.
 
     Bare accessions mean the latest version. Images are read in place (the repository
-    storage, or its read-only mount); nothing is copied.
+    storage, or its read-only mount); nothing is copied. A dataset that is not on this
+    machine is opened over HTTP from the service at ``NANOREPO_URL`` when that is set
+    (:mod:`nanorepo.access._remote`).
     """
     settings = settings or Settings.from_env()
+    try:
+        return _open_local(ref, settings)
+    except DatasetNotFound:
+        if not settings.url:
+            raise
+    from nanorepo.access._remote import open_remote
+
+    return open_remote(ref, settings=settings)
+
+
+def _open_local(ref: str, settings: Settings) -> Dataset:
     accession, version = parse_ref(ref)
     layout = Layout(settings.storage)
     catalog = None

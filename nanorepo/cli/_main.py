@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nanorepo.errors import InvalidInput, NanorepoError
+from nanorepo.cli._service import COMMANDS
+from nanorepo.errors import ConfigurationError, InvalidInput, NanorepoError
 from nanorepo.settings import Settings
 
 __all__ = ["cli", "main"]
@@ -32,12 +33,37 @@ def _emit(data: Any) -> None:
 
 
 class _Ctx:
-    def __init__(self, home: str | None) -> None:
+    def __init__(self, home: str | None, *, local: bool = False) -> None:
         self.settings = Settings.from_env(home)
+        self.local = local
         self._repo: Any = None
+        self._client: Any = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the remote-capable commands go through the service (``NANOREPO_URL``)."""
+        return bool(self.settings.url) and not self.local
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from nanorepo.client import Client
+
+            self._client = Client(settings=self.settings)
+        return self._client
 
     @property
     def repo(self) -> Any:
+        """The local repository; refused while NANOREPO_URL points elsewhere (a user server
+        would otherwise quietly start an empty repository in its home)."""
+        if self.remote:
+            name = click.get_current_context().command_path
+            raise ConfigurationError(
+                f"`{name}` acts on the local repository ({self.settings.home}), but "
+                f"NANOREPO_URL is set ({self.settings.url})",
+                hint="run it on the service's machine as `nanorepo --local ...`, or unset "
+                "NANOREPO_URL",
+            )
         if self._repo is None:
             from nanorepo.repository import Repository
 
@@ -61,15 +87,30 @@ def _progress(enabled: bool) -> Callable[[str], None] | None:
     envvar="NANOREPO_HOME",
     help="Repository home (catalog, storage, staging). Default: $NANOREPO_HOME or ~/.nanorepo.",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Use the local repository even when NANOREPO_URL is set (operators on the "
+    "service's machine).",
+)
 @click.version_option(package_name="nanorepo")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
+def cli(ctx: click.Context, home: str | None, local: bool) -> None:
     """nanorepo: an open reference data repository for nanoscopy.
 
     Deposit super-resolution datasets, open them lazily in physical units, verify that
     every stored byte is still what was published.
+
+    \b
+    With NANOREPO_URL set (and NANOREPO_TOKEN, or a hub's JUPYTERHUB_API_TOKEN), these
+    commands go through the service, so they work without access to the catalog:
+      list, search, show, history, set, grant, release, embargo, deposit (upload)
+    Commands marked (operator) act on the local repository only (its catalog and
+    storage): revise, verify, demo, serve, token, user; with NANOREPO_URL set they
+    need --local.
     """
-    ctx.obj = _Ctx(home)
+    ctx.obj = _Ctx(home, local=local)
+    ctx.call_on_close(lambda: ctx.obj._client is not None and ctx.obj._client.close())
 
 
 @cli.command("deposit")
@@ -112,13 +153,26 @@ def deposit_cmd(
     Accepts OME-TIFF, TIFF and ImageJ hyperstacks, directories of TIFF planes, OME-Zarr,
     and SMLM localisation tables (ThunderSTORM CSV, plain x/y[/z] nm tables, Parquet).
     The accession is the last line printed. Interrupted? Run the same command again: it
-    resumes without converting finished images again.
+    resumes without converting finished images again. With NANOREPO_URL set, the files
+    are uploaded to the service (at most 2 GiB; larger datasets go through your staging
+    area, nanorepo.Client().deposit_staged).
     """
+    until = embargo_until.date() if embargo_until else None
+    if c.remote:
+        d = c.client.deposit(
+            list(paths), title, metadata, until, supporting=list(supporting), pattern=pattern
+        )
+        if as_json:
+            _emit(d)
+            return
+        err.print(f"uploaded and deposited as [bold]{d['ref']}[/bold]")
+        click.echo(d["accession"])
+        return
     res = c.repo.deposit(
         list(paths),
         title=title,
         metadata=metadata,
-        embargo_until=embargo_until.date() if embargo_until else None,
+        embargo_until=until,
         supporting=list(supporting),
         pattern=pattern,
         progress=_progress(not as_json),
@@ -162,7 +216,7 @@ def revise_cmd(
     note: str,
     as_json: bool,
 ) -> None:
-    """Publish a new version: corrected metadata, added or replaced images.
+    """(operator) Publish a new version: corrected metadata, added or replaced images.
 
     Unchanged images are shared with the previous version, never copied.
     """
@@ -198,7 +252,12 @@ def set_cmd(
         if not sep or not k:
             raise InvalidInput(f"{a!r} is not KEY=VALUE", hint="e.g. license=CC0-1.0")
         changes[k.strip()] = v
-    revs = c.repo.set_metadata(accession, changes, reason=reason)
+    if c.remote:
+        from nanorepo.cli import _remote
+
+        revs = _remote.set_metadata(c.client, accession, changes, reason=reason)
+    else:
+        revs = c.repo.set_metadata(accession, changes, reason=reason)
     if as_json:
         _emit(revs)
         return
@@ -214,7 +273,12 @@ def set_cmd(
 @pass_ctx
 def history_cmd(c: _Ctx, accession: str, as_json: bool) -> None:
     """Every change of a dataset's administrative metadata: who, when, old -> new, why."""
-    revs = c.repo.history(accession)
+    if c.remote:
+        from nanorepo.cli import _remote
+
+        revs = _remote.history(c.client, accession)
+    else:
+        revs = c.repo.history(accession)
     if as_json:
         _emit(revs)
         return
@@ -247,7 +311,12 @@ def _summary_table(rows: list[dict[str, Any]], total: int) -> None:
 @pass_ctx
 def list_cmd(c: _Ctx, offset: int, limit: int, as_json: bool) -> None:
     """List datasets."""
-    rows, total = c.repo.list_datasets(offset=offset, limit=limit)
+    if c.remote:
+        from nanorepo.cli import _remote
+
+        rows, total = _remote.list_datasets(c.client, offset=offset, limit=limit)
+    else:
+        rows, total = c.repo.list_datasets(offset=offset, limit=limit)
     if as_json:
         _emit({"total": total, "offset": offset, "items": rows})
         return
@@ -275,7 +344,12 @@ def search_cmd(c: _Ctx, query: tuple[str, ...], offset: int, limit: int, as_json
     license, organism, target, technique.
     """
     q = " ".join(_requote(w) for w in query)
-    rows, total = c.repo.search(q, offset=offset, limit=limit)
+    if c.remote:
+        from nanorepo.cli import _remote
+
+        rows, total = _remote.list_datasets(c.client, q, offset=offset, limit=limit)
+    else:
+        rows, total = c.repo.search(q, offset=offset, limit=limit)
     if as_json:
         _emit({"query": q, "total": total, "offset": offset, "items": rows})
         return
@@ -288,7 +362,12 @@ def search_cmd(c: _Ctx, query: tuple[str, ...], offset: int, limit: int, as_json
 @pass_ctx
 def show_cmd(c: _Ctx, ref: str, as_json: bool) -> None:
     """Show a dataset version: metadata, images (with storage paths) and files."""
-    d = c.repo.show(ref)
+    if c.remote:
+        from nanorepo.cli import _remote
+
+        d = _remote.show(c.client, ref)
+    else:
+        d = c.repo.show(ref)
     if as_json:
         _emit(d)
         return
@@ -333,7 +412,7 @@ def show_cmd(c: _Ctx, ref: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def verify_cmd(c: _Ctx, ref: str, all_versions: bool, workers: int | None, as_json: bool) -> None:
-    """Re-hash every stored object of ACCESSION[@vN] and report mismatches.
+    """(operator) Re-hash every stored object of ACCESSION[@vN] and report mismatches.
 
     Reports changed, missing and unexpected objects; exits 1 if there is any.
     """
@@ -364,7 +443,7 @@ def verify_cmd(c: _Ctx, ref: str, all_versions: bool, workers: int | None, as_js
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def demo_cmd(c: _Ctx, as_json: bool) -> None:
-    """Generate and deposit the reference datasets (synthetic, with known ground truth).
+    """(operator) Generate and deposit the reference datasets (synthetic, known truth).
 
     Running it again deposits nothing new: datasets already there are left as they are.
     """
@@ -379,6 +458,10 @@ def demo_cmd(c: _Ctx, as_json: bool) -> None:
             f"{r['accession']}  {r['title']}" + ("  (already there)" if r["existing"] else "")
         )
     err.print(f"home: {c.settings.home}")
+
+
+for _command in COMMANDS:  # serve, token, user, grant, release, embargo
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,6 +53,17 @@ class Repository:
             self._reconcile_areas(cat)
         return cat
 
+    def acting_as(self, user: str, **changes: Any) -> Repository:
+        """This repository with ``user`` as the acting identity (the owner of what it
+        deposits) and optionally other settings changed, sharing the open catalog.
+
+        The service makes one per request that writes as its caller.
+        """
+        other = Repository(self.settings.with_(user=user, **changes))
+        other.__dict__["catalog"] = self._ready()  # the cached_property's slot
+        other._recovered = True
+        return other
+
     def ready(self) -> None:
         """Open the catalog (migrating it) and finish interrupted work; the service calls
         this once at start so the first request does not pay for it."""

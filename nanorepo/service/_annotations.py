@@ -129,7 +129,7 @@ class Imported(BaseModel):
     imported: int = Field(description="threads created")
 
 
-ThreadId = Annotated[int, Field(ge=1, le=2**62)]
+ThreadId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # ids are 32-bit on PostgreSQL
 
 
 def _post(p: Post) -> PostOut:
@@ -420,7 +420,7 @@ def export_annotations(
     request: Request,
     s: DbSession,
     p: CurrentPrincipal,
-    thread: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    thread: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> JSONResponse:
     """The dataset's threads (or one) as a W3C Web Annotation ``AnnotationCollection``."""
     ds = find_dataset(s, p, accession)

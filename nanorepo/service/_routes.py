@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nanorepo.service import _datasets
+from nanorepo.service import _annotations, _datasets, _deposits, _images, _zarr
 
 __all__ = ["ROUTERS"]
 
-ROUTERS = [_datasets.router]
+ROUTERS = [_datasets.router, _annotations.router, _deposits.router, _images.router, _zarr.router]
