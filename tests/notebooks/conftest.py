@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from nanorepo.cli._demo import deposit_demo
+from nanorepo.policy import Role, create_token
 from nanorepo.repository import Repository
 from nanorepo.settings import Settings
+from nanorepo.testing._service import live_service
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -69,8 +72,9 @@ def _kernel_path(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_repository(tmp_path_factory: pytest.TempPathFactory) -> DemoRepository:
-    """The demo reference datasets, deposited once per session."""
+def demo_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRepository]:
+    """The demo reference datasets, deposited once per session, and a live service over
+    them (kernels get ``NANOREPO_URL`` and a token of user ``trainee``, as on the hub)."""
     root = tmp_path_factory.mktemp("notebooks")
     settings = Settings.from_env(root / "home", env={"NANOREPO_USER": "trainee"})
     with Repository(settings) as repo:
@@ -83,16 +87,28 @@ def demo_repository(tmp_path_factory: pytest.TempPathFactory) -> DemoRepository:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("NANOREPO_") and k != "MPLBACKEND"
     }
+    repo = Repository(settings)
+    with repo.catalog.session() as s:
+        token = create_token(s, "trainee", role=Role.reader, note="training notebooks")
+        s.commit()
+    service = live_service(settings, repo=repo)
+    live = service.__enter__()
     env.update(
         NANOREPO_HOME=str(settings.home),
         NANOREPO_USER="trainee",
+        NANOREPO_URL=live.url,
+        NANOREPO_TOKEN=token,
         JUPYTER_PATH=str(_kernel_path(root / "jupyter")),
         IPYTHONDIR=str(root / "ipython"),  # no user profile or startup files in the kernels
         # jupyter_core warns (an error under our filterwarnings) unless this is set.
         JUPYTER_PLATFORM_DIRS="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
-    return DemoRepository(settings.home, accessions, env)
+    try:
+        yield DemoRepository(settings.home, accessions, env)
+    finally:
+        service.__exit__(None, None, None)
+        repo.close()
 
 
 @pytest.fixture

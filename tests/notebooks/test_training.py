@@ -27,6 +27,7 @@ def test_the_training_notebooks_are_there() -> None:
         "02_nuclear_pores.ipynb",
         "03_resolution.ipynb",
         "04_smlm.ipynb",
+        "05_community.ipynb",
     ]
 
 
@@ -46,6 +47,13 @@ def test_training_notebook_runs_under_nbval(
         "no:cacheprovider",
         "-o",
         "addopts=",
+        # napari and npe2 register pytest plugins; not wanted in the notebook runs
+        "-p",
+        "no:napari",
+        "-p",
+        "no:npe2",
+        "-p",
+        "no:napari-plugin-engine",
         "--rootdir",
         str(tmp_path),
         "-q",
@@ -61,5 +69,5 @@ def test_training_notebook_runs_under_nbval(
         check=False,
     )
     assert proc.returncode == 0, (
-        f"nbval failed on {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}"
+        f"nbval failed on {path.name}:\n{proc.stdout[-20000:]}\n{proc.stderr[-3000:]}"
     )
