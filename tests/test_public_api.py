@@ -20,6 +20,15 @@ PUBLIC = {
     ],
     "nanorepo.cli": ["cli", "main"],
     "nanorepo.client": ["Client", "NotFound", "Pages", "ServiceError"],
+    "nanorepo.compute": [
+        "WORKER_MEMORY_FRACTION",
+        "ComputeCluster",
+        "ComputeSettings",
+        "LocalPlan",
+        "cluster",
+        "dashboard_template",
+        "plan_local",
+    ],
     "nanorepo.deposition": [
         "SCHEMA",
         "TECHNIQUES",
@@ -30,6 +39,13 @@ PUBLIC = {
         "normalise_technique",
         "recover",
         "revise",
+    ],
+    "nanorepo.jupyter": [
+        "NanorepoExtension",
+        "SyncReport",
+        "bundled_notebooks",
+        "setup_route_handlers",
+        "sync_notebooks",
     ],
     "nanorepo.errors": [
         "AuthenticationRequired",
