@@ -219,7 +219,13 @@ class DatasetField(SQLModel, table=True):
     """A filterable field value of a dataset (technique, organism, licence, ...); facets."""
 
     __tablename__ = "dataset_field"
-    __table_args__ = (Index("ix_dataset_field_field_value", "field", "value"),)
+    __table_args__ = (
+        Index("ix_dataset_field_field_value", "field", "value"),
+        # Covering indexes of search filters and facet counts (migration 0003): by value
+        # for filters and whole-catalog counts, by dataset for counts over a result set.
+        Index("ix_dataset_field_facet", "field", "value", "dataset_id", "display"),
+        Index("ix_dataset_field_dataset_facet", "dataset_id", "field", "value", "display"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     dataset_id: int = Field(foreign_key="dataset.id", index=True)
     field: str = Field(max_length=32)

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 import nanorepo.annotations as an
 from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
@@ -140,14 +141,30 @@ def _post(p: Post) -> PostOut:
     )  # fmt: skip
 
 
-def _thread(s: Session, ds: Dataset, t: Thread, *, with_posts: bool) -> ThreadOut:
-    ps = an.posts(s, t.id or 0)
+def _thread(
+    s: Session, ds: Dataset, t: Thread, *, with_posts: bool, post_count: int | None = None
+) -> ThreadOut:
+    """A thread as the API shows it; lists pass ``post_count`` (counted for the whole page
+    in one query) instead of loading every thread's posts."""
+    ps = an.posts(s, t.id or 0) if with_posts or post_count is None else []
     return ThreadOut(
         id=t.id or 0, dataset=ds.accession, version=t.version, image=t.image, anchor=t.anchor,
         title=t.title, motivation=t.motivation, tags=list(t.tags), status=t.status,  # type: ignore[arg-type]
         created_by=t.created_by, created=t.created.isoformat(), updated=t.updated.isoformat(),
-        rev=t.rev, post_count=len(ps), posts=[_post(p) for p in ps] if with_posts else None,
+        rev=t.rev, post_count=len(ps) if post_count is None else post_count,
+        posts=[_post(p) for p in ps] if with_posts else None,
     )  # fmt: skip
+
+
+def _post_counts(s: Session, thread_ids: list[int]) -> dict[int, int]:
+    if not thread_ids:
+        return {}
+    rows = s.exec(
+        select(Post.thread_id, func.count())
+        .where(col(Post.thread_id).in_(thread_ids), Post.state == "active")
+        .group_by(col(Post.thread_id))
+    ).all()
+    return {tid: int(n) for tid, n in rows}
 
 
 def thread_etag(t: Thread) -> str:
@@ -212,8 +229,11 @@ def list_threads(
     )
     counts = an.thread_counts(s, ds.id or 0, image=image)
     total = counts.get(status, 0) if status else sum(counts.values())
+    counted = _post_counts(s, [t.id or 0 for t in rows])
     return ThreadPage(
-        items=[_thread(s, ds, t, with_posts=False) for t in rows],
+        items=[
+            _thread(s, ds, t, with_posts=False, post_count=counted.get(t.id or 0, 0)) for t in rows
+        ],
         next=encode_cursor({"id": nxt}) if nxt is not None else None,
         total=total,
         counts=counts,
