@@ -462,6 +462,7 @@ def demo_cmd(c: _Ctx, as_json: bool) -> None:
 
 for _command in COMMANDS:  # serve, token, user, grant, release, embargo
     cli.add_command(_command)
+cli.add_command(__import__("nanorepo.cli._up", fromlist=["up_cmd"]).up_cmd)  # nanorepo up
 
 
 def main(argv: list[str] | None = None) -> None:

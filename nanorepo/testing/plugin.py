@@ -184,3 +184,24 @@ def jupyterhub(
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def hub_servers(jupyterhub: Any) -> Iterator[Any]:
+    """Start users' JupyterLab servers on the module's ``jupyterhub``:
+    ``url = hub_servers("bob")`` (or ``hub_servers("bob", "name", options={"profile":
+    "large"})``) starts one through the hub API, with nanorepo's spawn hook (storage view,
+    environment), and returns its URL; a server already running is reused. Every server
+    started is stopped at the end of the module. Drive kernels with
+    :func:`nanorepo.testing._hub.kernel_session`."""
+    started: dict[tuple[str, str], str] = {}
+
+    def start(user: str, name: str = "", *, options: dict[str, Any] | None = None) -> str:
+        key = (user, name)
+        if key not in started:
+            started[key] = jupyterhub.start_server(user, name, options=options)
+        return started[key]
+
+    yield start
+    for user, name in started:
+        jupyterhub.stop_server(user, name)
