@@ -248,8 +248,11 @@ def configure_local(c: Config, env: Mapping[str, str] | None = None) -> Nanorepo
     jh.spawner_class = LocalSpawner
     c.SimpleLocalProcessSpawner.home_dir_template = str(s.home / "users" / "{username}")
     c.Spawner.cmd = [sys.executable, "-m", "nanorepo.hub._singleuser"]
+    # The forwarder to the service (nanorepo.jupyter) is enabled by the wheel's jupyter-config
+    # file; an editable install (./dev) has none, so the servers enable it explicitly.
+    c.Spawner.args = ["--ServerApp.jpserver_extensions=nanorepo.jupyter=True"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers: servers run as root too
-        c.Spawner.args = ["--ServerApp.allow_root=True"]
+        c.Spawner.args.append("--ServerApp.allow_root=True")
     # kernels run `python` from PATH: make it this environment's
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     c.Spawner.environment = {"PATH": path}

@@ -92,6 +92,15 @@ print(json.dumps({{"path": str(ds.path), "storage": os.environ["NANOREPO_STORAGE
     assert r.status_code == 200
     assert r.json()["created_by"] == "bob"
     assert [p["author"] for p in r.json()["posts"]] == ["bob"]
+    # the Lab extension's way in: bob's own server forwards to the service as bob
+    base = hub.server_url("bob").rstrip("/")
+    r = browser.get(f"{base}/nanorepo/api/health")
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["user"] == "bob"
+    r = browser.get(f"{base}/nanorepo/api/datasets/{jupyterhub.seed.hidden}")
+    assert r.status_code == 404  # bob has no grant on the hidden one
+    r = httpx.get(f"{base}/nanorepo/api/health", timeout=30)  # no session: not forwarded
+    assert r.status_code in {302, 401, 403}
 
 
 def test_granted_by_hub_group_sees_it_in_view_and_service(
