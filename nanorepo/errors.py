@@ -23,6 +23,7 @@ __all__ = [
     "NanorepoError",
     "PathNotAllowed",
     "PermissionDenied",
+    "RunNotFound",
     "VersionNotFound",
 ]
 
@@ -103,6 +104,18 @@ class VersionNotFound(DatasetNotFound):
 
 class ImageNotFound(NanorepoError, LookupError):
     """A dataset version holds no image of that name."""
+
+
+class RunNotFound(NanorepoError, LookupError):
+    """No run (or batch) of that id, or none the caller may see: both get the same answer."""
+
+    def __init__(self, run_id: str, what: str = "run") -> None:
+        super().__init__(
+            f"no {what} {run_id!r}",
+            hint="`nanorepo runs` lists the runs you can see; ids are 32 hex digits "
+            "(a unique prefix of at least 8 works)",
+        )
+        self.run_id = run_id
 
 
 class PathNotAllowed(NanorepoError, PermissionError):

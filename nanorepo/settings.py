@@ -64,6 +64,17 @@ class Settings:
         Crash-test hook (``NANOREPO_FAILPOINT``): the process kills itself with SIGKILL when
         it reaches the named point of a deposit, so tests can prove crash safety at exactly
         the moments that matter. Never set in production.
+    run_journal:
+        Set by ``nanorepo run`` for the kernel it starts (``NANOREPO_RUN_JOURNAL``): the file
+        ``nanorepo.open`` and ``nanorepo.record`` append what the notebook opened and
+        recorded to, so the run's provenance record lists its real inputs.
+    container_image:
+        The container image this process runs in, when known (``NANOREPO_IMAGE``, else
+        ``JUPYTER_IMAGE_SPEC`` / ``JUPYTER_IMAGE`` as KubeSpawner sets them); recorded in
+        every run's environment.
+    run_pins:
+        Dataset versions a re-run must use (``NANOREPO_RUN_PINS``, ``S-NANO1@v1 ...``): a bare
+        accession opened by the notebook resolves to its pinned version, not the latest.
     """
 
     home: Path
@@ -82,6 +93,9 @@ class Settings:
     hub_api_url: str | None = None
     hub_api_token: str | None = None
     failpoint: str | None = None
+    run_journal: Path | None = None
+    run_pins: tuple[str, ...] = ()
+    container_image: str | None = None
 
     @classmethod
     def from_env(
@@ -122,7 +136,37 @@ class Settings:
                 env.get("JUPYTERHUB_API_TOKEN") if env.get("JUPYTERHUB_SERVICE_NAME") else None
             ),
             failpoint=env.get("NANOREPO_FAILPOINT") or None,
+            run_journal=Path(env["NANOREPO_RUN_JOURNAL"])
+            if env.get("NANOREPO_RUN_JOURNAL")
+            else None,
+            run_pins=tuple((env.get("NANOREPO_RUN_PINS") or "").replace(",", " ").split()),
+            container_image=env.get("NANOREPO_IMAGE")
+            or env.get("JUPYTER_IMAGE_SPEC")
+            or env.get("JUPYTER_IMAGE")
+            or None,
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``NANOREPO_*`` variables that give a child process (a kernel, a service) these
+        settings; identity and service fields only where set."""
+        env = {
+            "NANOREPO_HOME": str(self.home),
+            "NANOREPO_DATABASE_URL": self.database_url,
+            "NANOREPO_STORAGE": str(self.storage),
+            "NANOREPO_USER": self.user,
+            "NANOREPO_KEEP_ORIGINALS": "1" if self.keep_originals else "0",
+            "NANOREPO_ALLOW_ANONYMOUS": "1" if self.allow_anonymous else "0",
+            "NANOREPO_CORS_ORIGINS": " ".join(self.cors_origins),
+            "NANOREPO_ALLOW_REMOTE_IMAGES": "1" if self.allow_remote_images else "0",
+            "NANOREPO_ALLOWED_ROOTS": os.pathsep.join(str(p) for p in self.allowed_roots),
+        }
+        if self.url:
+            env["NANOREPO_URL"] = self.url
+        if self.token:
+            env["NANOREPO_TOKEN"] = self.token
+        if self.container_image:
+            env["NANOREPO_IMAGE"] = self.container_image
+        return env
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""

@@ -7,8 +7,16 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "nanorepo": ["Client", "Dataset", "Image", "__version__", "open"],
-    "nanorepo.access": ["Dataset", "Image", "open", "open_version"],
+    "nanorepo": ["Client", "Dataset", "Image", "__version__", "open", "record", "run"],
+    "nanorepo.access": [
+        "Dataset",
+        "Image",
+        "JournalContents",
+        "open",
+        "open_version",
+        "read_journal",
+        "record",
+    ],
     "nanorepo.catalog": [
         "MUTABLE_FIELDS",
         "Catalog",
@@ -19,7 +27,7 @@ PUBLIC = {
         "models",
     ],
     "nanorepo.cli": ["cli", "main"],
-    "nanorepo.client": ["Client", "NotFound", "Pages", "ServiceError"],
+    "nanorepo.client": ["Client", "NotFound", "Pages", "RemoteRuns", "ServiceError"],
     "nanorepo.compute": [
         "WORKER_MEMORY_FRACTION",
         "ComputeCluster",
@@ -60,6 +68,7 @@ PUBLIC = {
         "NanorepoError",
         "PathNotAllowed",
         "PermissionDenied",
+        "RunNotFound",
         "VersionNotFound",
     ],
     "nanorepo.ome": [
@@ -141,6 +150,7 @@ PUBLIC = {
         "check_accession",
         "check_name",
         "check_relpath",
+        "check_run_id",
         "fsync_dir",
         "fsync_tree",
         "hash_file",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nanorepo.access._journal import Journal, journal_for
 from nanorepo.errors import DatasetNotFound, ImageNotFound, IntegrityError, VersionNotFound
 from nanorepo.settings import Settings
 from nanorepo.storage import Layout, parse_ref, sha256_hex
@@ -51,6 +52,8 @@ class Image:
     levels: list[tuple[int, ...]]
     technique: str = ""
     dataset: str = ""
+    manifest_digest: str = ""
+    journal: Journal | None = field(default=None, repr=False, compare=False)
 
     @property
     def channel_names(self) -> list[str]:
@@ -61,7 +64,20 @@ class Image:
         """The underlying OME-Zarr image (tensorstore-backed)."""
         from nanorepo.ome import OmeZarrImage
 
+        self._note_read()
         return OmeZarrImage.open(self.path)
+
+    def _note_read(self) -> None:
+        """Tell the run journal (inside ``nanorepo run``) that this image's pixels are read."""
+        if self.journal is None or not self.dataset:
+            return
+        accession, version = parse_ref(self.dataset)
+        if not self.manifest_digest:
+            # Storage keeps the image manifest next to the image; its bytes are canonical
+            # JSON, so their SHA-256 is the image's manifest digest.
+            manifest = self.path.with_name(Layout.image_manifest_relpath(self.path.name))
+            self.manifest_digest = sha256_hex(manifest.read_bytes())
+        self.journal.note_input("image", accession, version or 0, self.manifest_digest, self.name)
 
     def to_xarray(self, level: int = 0, *, dask: bool = True) -> xarray.DataArray:
         """A lazy ``DataArray`` of pyramid ``level`` with coordinates in nm / s.
@@ -73,6 +89,7 @@ class Image:
         """
         if not 0 <= level < len(self.levels):
             raise IndexError(f"{self.name} has pyramid levels 0..{len(self.levels) - 1}")
+        self._note_read()
         da = self.zarr.to_xarray(level, dask=dask)
         da.name = self.name
         da.attrs.update({"dataset": self.dataset, "image": self.name})
@@ -96,6 +113,8 @@ class Dataset:
     mutable: dict[str, Any]
     images: list[Image]
     files: list[dict[str, Any]] = field(default_factory=list)
+    manifest_digest: str = ""
+    journal: Journal | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -110,10 +129,33 @@ class Dataset:
         """Where a stored file of this version is (checked to lie inside the dataset)."""
         for f in self.files:
             if f["name"] == name:
+                self._note_file(f)
                 return Layout.resolve(self.path, f["path"])
         raise FileNotFoundError(
             f"{self.ref} has no file {name!r}; files: {', '.join(f['name'] for f in self.files)}"
         )
+
+    def _note_file(self, f: Mapping[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.note_input(
+                "file", self.accession, self.version, str(f.get("sha256", "")), f["name"]
+            )
+
+    def _attach(self, journal: Journal | None) -> Dataset:
+        """Report this version and, as they are read, its images and files to ``journal``."""
+        if journal is None:
+            return self
+        self.journal = journal
+        for im in self.images:
+            im.journal = journal
+        if not self.manifest_digest:
+            # The manifest file is canonical JSON: the SHA-256 of its bytes is the version's
+            # manifest digest, which covers every byte of the version.
+            self.manifest_digest = sha256_hex(
+                (self.path / Layout.version_relpath(self.version) / "manifest.json").read_bytes()
+            )
+        journal.note_input("dataset", self.accession, self.version, self.manifest_digest)
+        return self
 
     def localisations(self, name: str | None = None) -> pandas.DataFrame:
         """A localisation table of this version as a DataFrame (columns in nm).
@@ -257,14 +299,27 @@ def open(ref: str, *, settings: Settings | None = None) -> Dataset:
     (:mod:`nanorepo.access._remote`).
     """
     settings = settings or Settings.from_env()
+    ref = _pinned(ref, settings.run_pins)
     try:
-        return _open_local(ref, settings)
+        return _open_local(ref, settings)._attach(journal_for(settings))
     except DatasetNotFound:
         if not settings.url:
             raise
     from nanorepo.access._remote import open_remote
 
-    return open_remote(ref, settings=settings)
+    return open_remote(ref, settings=settings)._attach(journal_for(settings))
+
+
+def _pinned(ref: str, pins: tuple[str, ...]) -> str:
+    """``ref`` with the version a re-run pinned for it (a bare accession only)."""
+    accession, version = parse_ref(ref)
+    if version is not None or not pins:
+        return ref
+    for pin in pins:
+        acc, ver = parse_ref(pin)
+        if acc == accession and ver is not None:
+            return f"{acc}@v{ver}"
+    return ref
 
 
 def _open_local(ref: str, settings: Settings) -> Dataset:

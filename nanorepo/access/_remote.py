@@ -95,7 +95,7 @@ class RemoteDataset(Dataset):
 
     def download(self, name: str, dest: str | os.PathLike[str]) -> Path:
         """Download a stored file to ``dest`` (a file or a directory), checked by SHA-256."""
-        self._file(name)
+        self._note_file(self._file(name))
         with self._client() as c:
             out = c.download(self.accession, self.version, name, dest)
         assert isinstance(out, Path)
@@ -106,6 +106,7 @@ class RemoteDataset(Dataset):
         import pyarrow.parquet as pq
 
         table = pick_localisation_table(self.ref, self.files, name)
+        self._note_file(table)
         with self._client() as c:
             data = c.download(self.accession, self.version, table["name"])
         assert isinstance(data, bytes)
@@ -147,6 +148,7 @@ def open_remote(
             levels=[tuple(lv) for lv in im["levels"]],
             technique=im.get("technique", ""),
             dataset=f"{accession}@v{number}",
+            manifest_digest=str(im.get("manifest_sha256") or ""),
             url=f"{client.url}/{im['zarr'].lstrip('/')}",
             headers=headers,
         )
@@ -162,5 +164,6 @@ def open_remote(
         mutable=dict(detail.get("mutable") or {}),
         images=images,
         files=list(client.files(accession, number)),
+        manifest_digest=str(v.get("manifest_sha256") or ""),
         client=client,
     )

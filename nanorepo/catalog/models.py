@@ -31,6 +31,12 @@ __all__ = [
     "MutableRevision",
     "Post",
     "PostRevision",
+    "Run",
+    "RunBatch",
+    "RunDerived",
+    "RunEnvironment",
+    "RunInput",
+    "RunOutput",
     "SearchDoc",
     "Thread",
     "ThreadEvent",
@@ -326,3 +332,98 @@ class PostRevision(SQLModel, table=True):
     who: str = Field(max_length=255)
     when: datetime = Field(default_factory=utcnow)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class Run(SQLModel, table=True):
+    """A notebook run and its provenance (W3C PROV shaped: activity, agent, plan, used,
+    generated); see :mod:`nanorepo.provenance`.
+
+    ``id`` is chosen by the runner (a random UUID) so a retried registration is idempotent.
+    A run whose process died without finishing (SIGKILL) is marked ``interrupted`` by the
+    next ``nanorepo`` command on its machine (:func:`nanorepo.provenance.sweep`).
+    """
+
+    __tablename__ = "run"
+    id: str = Field(primary_key=True, max_length=32)
+    agent: str = Field(index=True, max_length=255)
+    status: str = Field(index=True, max_length=16)  # running | succeeded | failed | interrupted
+    started: datetime = Field(default_factory=utcnow)
+    ended: datetime | None = None
+    notebook_name: str = Field(max_length=255)
+    notebook_sha256: str = Field(index=True, max_length=64)
+    notebook_size: int
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    environment_sha256: str | None = Field(default=None, max_length=64)
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    batch_id: str | None = Field(default=None, index=True, max_length=32)
+    item: str | None = Field(default=None, max_length=512)
+    rerun_of: str | None = Field(default=None, index=True, max_length=32)
+    host: str = Field(default="", max_length=255)
+
+
+class RunInput(SQLModel, table=True):
+    """A dataset version, image or file a run opened (``kind``), with its digest."""
+
+    __tablename__ = "run_input"
+    __table_args__ = (Index("ix_run_input_accession_version", "accession", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True, max_length=32)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    kind: str = Field(max_length=16)  # dataset | image | file
+    accession: str = Field(max_length=32)
+    version: int
+    name: str = Field(default="", max_length=512)
+    sha256: str = Field(max_length=64)
+
+
+class RunOutput(SQLModel, table=True):
+    """A file a run generated, stored under the run in the repository storage."""
+
+    __tablename__ = "run_output"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True, max_length=32)
+    name: str = Field(max_length=512)
+    sha256: str = Field(index=True, max_length=64)
+    size: int
+    media_type: str = Field(max_length=128)
+    role: str = Field(default="output", max_length=32)  # output | executed-notebook
+
+
+class RunEnvironment(SQLModel, table=True):
+    """An execution environment (interpreter, kernel, packages, image), stored once per
+    distinct content: a batch of 200 runs in one environment keeps one row."""
+
+    __tablename__ = "run_environment"
+    sha256: str = Field(primary_key=True, max_length=64)
+    doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class RunBatch(SQLModel, table=True):
+    """One notebook run over every dataset or image a query matches.
+
+    ``key`` is the digest of what the batch does (notebook, query, granularity, parameters,
+    agent): running the same batch again finds it and skips the runs that succeeded.
+    """
+
+    __tablename__ = "run_batch"
+    id: str = Field(primary_key=True, max_length=32)
+    key: str = Field(index=True, unique=True, max_length=64)
+    agent: str = Field(index=True, max_length=255)
+    notebook_name: str = Field(max_length=255)
+    notebook_sha256: str = Field(max_length=64)
+    notebook_size: int
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    per: str = Field(max_length=16)  # dataset | image
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created: datetime = Field(default_factory=utcnow)
+    status: str = Field(default="running", max_length=16)
+
+
+class RunDerived(SQLModel, table=True):
+    """A dataset deposited from a run's outputs: its provenance points to the run."""
+
+    __tablename__ = "run_derived"
+    run_id: str = Field(foreign_key="run.id", primary_key=True, max_length=32)
+    dataset_id: int = Field(foreign_key="dataset.id", primary_key=True)

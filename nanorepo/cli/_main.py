@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nanorepo.cli._runs import COMMANDS as RUN_COMMANDS
 from nanorepo.cli._service import COMMANDS
 from nanorepo.errors import ConfigurationError, InvalidInput, NanorepoError
 from nanorepo.settings import Settings
@@ -51,6 +52,15 @@ class _Ctx:
 
             self._client = Client(settings=self.settings)
         return self._client
+
+    @property
+    def runs(self) -> Any:
+        """Where runs are recorded: the service when remote, else the local repository."""
+        if self.remote:
+            from nanorepo.client import RemoteRuns
+
+            return RemoteRuns(self.client)
+        return self.repo.runs
 
     @property
     def repo(self) -> Any:
@@ -104,13 +114,19 @@ def cli(ctx: click.Context, home: str | None, local: bool) -> None:
     \b
     With NANOREPO_URL set (and NANOREPO_TOKEN, or a hub's JUPYTERHUB_API_TOKEN), these
     commands go through the service, so they work without access to the catalog:
-      list, search, show, history, set, grant, release, embargo, deposit (upload)
+      list, search, show, history, set, grant, release, embargo, deposit (upload),
+      run, rerun, runs (the run executes here; its record goes to the service)
     Commands marked (operator) act on the local repository only (its catalog and
     storage): revise, verify, demo, serve, token, user; with NANOREPO_URL set they
     need --local.
     """
     ctx.obj = _Ctx(home, local=local)
     ctx.call_on_close(lambda: ctx.obj._client is not None and ctx.obj._client.close())
+    if (ctx.obj.settings.home / "runs-active").is_dir():  # a run may have been killed
+        from nanorepo.provenance import sweep
+
+        for run_id in sweep(ctx.obj.settings, ctx.obj.runs):
+            err.print(f"run {run_id} was interrupted (its process ended without finishing)")
 
 
 @cli.command("deposit")
@@ -460,7 +476,7 @@ def demo_cmd(c: _Ctx, as_json: bool) -> None:
     err.print(f"home: {c.settings.home}")
 
 
-for _command in COMMANDS:  # serve, token, user, grant, release, embargo
+for _command in COMMANDS + RUN_COMMANDS:  # serve, token, user, grant, ...; run, rerun, runs
     cli.add_command(_command)
 cli.add_command(__import__("nanorepo.cli._up", fromlist=["up_cmd"]).up_cmd)  # nanorepo up
 

@@ -23,12 +23,13 @@ from nanorepo.client._base import seg as _seg
 from nanorepo.client._base import ver as _ver
 from nanorepo.client._errors import error_from_response, transport_error
 from nanorepo.client._multipart import MultipartBody
+from nanorepo.client._runs import RunMethods
 from nanorepo.errors import IntegrityError, InvalidInput
 
 __all__ = ["Client"]
 
 
-class Client(AnnotationMethods):
+class Client(AnnotationMethods, RunMethods):
     """A client of one nanorepo service.
 
     Parameters

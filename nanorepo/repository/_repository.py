@@ -21,6 +21,7 @@ from nanorepo.catalog.models import Dataset as DatasetRow
 from nanorepo.deposition import DepositResult, deposit, recover, revise
 from nanorepo.errors import InvalidInput
 from nanorepo.preservation import VerifyReport, verify_version
+from nanorepo.provenance import Runs
 from nanorepo.search import index_dataset, search
 from nanorepo.settings import Settings
 from nanorepo.storage import Layout, fsync_dir, parse_ref
@@ -63,6 +64,11 @@ class Repository:
         other.__dict__["catalog"] = self._ready()  # the cached_property's slot
         other._recovered = True
         return other
+
+    @cached_property
+    def runs(self) -> Runs:
+        """The records of notebook runs and their outputs (:mod:`nanorepo.provenance`)."""
+        return Runs(self._ready(), self.layout)
 
     def ready(self) -> None:
         """Open the catalog (migrating it) and finish interrupted work; the service calls

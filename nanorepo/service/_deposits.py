@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlmodel import Session
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from nanorepo.deposition import DepositResult
@@ -43,6 +42,7 @@ from nanorepo.policy import Principal, require
 from nanorepo.repository import Repository
 from nanorepo.service._app import CurrentPrincipal, DbSession, ServiceState, state_of
 from nanorepo.service._datasets import find_dataset, summary
+from nanorepo.service._problems import PayloadTooLarge
 from nanorepo.service._schemas import DatasetSummary, _problem
 from nanorepo.storage import check_name, check_relpath
 
@@ -110,12 +110,11 @@ _UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": 
 }}}}  # fmt: skip
 
 
-def _too_large(what: str) -> HTTPException:
-    return HTTPException(
-        413,
+def _too_large(what: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
         f"{what} is larger than the {MAX_UPLOAD_BYTES >> 20} MiB an upload may carry; nothing "
-        "was deposited. Copy large datasets to your staging area and deposit them with "
-        "POST /deposits/staged",
+        "was deposited",
+        hint="copy large datasets to your staging area and deposit them with POST /deposits/staged",
     )
 
 

@@ -41,6 +41,10 @@ class PreconditionRequired(NanorepoError, ValueError):
     """An edit came without ``If-Match`` (HTTP 428)."""
 
 
+class PayloadTooLarge(NanorepoError, ValueError):
+    """A request body is larger than the route accepts (HTTP 413)."""
+
+
 _TITLES = {
     400: "Bad request",
     401: "Authentication required",
@@ -66,6 +70,8 @@ def status_of(exc: NanorepoError) -> int:
         return 428
     if isinstance(exc, PreconditionFailed):
         return 412
+    if isinstance(exc, PayloadTooLarge):
+        return 413
     if isinstance(exc, PermissionDenied | PathNotAllowed):
         return 403
     if isinstance(exc, LookupError):

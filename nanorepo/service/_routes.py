@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from nanorepo.service import _annotations, _datasets, _deposits, _images, _zarr
+from nanorepo.service import _annotations, _datasets, _deposits, _images, _runs, _zarr
 
 __all__ = ["ROUTERS"]
 
-ROUTERS = [_datasets.router, _annotations.router, _deposits.router, _images.router, _zarr.router]
+ROUTERS = [
+    _datasets.router,
+    _annotations.router,
+    _deposits.router,
+    _images.router,
+    _runs.router,
+    _zarr.router,
+]

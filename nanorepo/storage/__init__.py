@@ -15,6 +15,7 @@ from nanorepo.storage._layout import (
     check_accession,
     check_name,
     check_relpath,
+    check_run_id,
     parse_ref,
 )
 from nanorepo.storage._manifest import (
@@ -40,6 +41,7 @@ __all__ = [
     "check_accession",
     "check_name",
     "check_relpath",
+    "check_run_id",
     "fsync_dir",
     "fsync_tree",
     "hash_file",

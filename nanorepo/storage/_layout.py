@@ -12,6 +12,9 @@
         versions/v1/version.json      what version 1 holds (images, files, pointers)
         versions/v1/metadata.json     sealed immutable metadata (canonical JSON)
         versions/v1/manifest.json     digests of everything the version holds
+      runs/ab/ab12...ef/              outputs of a run (its executed notebook and every file it
+                                      wrote), published whole when the run ends
+      runs/notebooks/ab/ab12...ef.ipynb  the notebooks runs executed, one copy per content digest
       .incoming/                      same-filesystem landing area for atomic publication
 
 Later versions reference unchanged images and files of earlier ones by path, so a
@@ -33,11 +36,14 @@ __all__ = [
     "check_accession",
     "check_name",
     "check_relpath",
+    "check_run_id",
     "parse_ref",
 ]
 
 ACCESSION_RE = re.compile(r"S-NANO[1-9][0-9]{0,11}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _REF_RE = re.compile(r"(?P<acc>[^@/]+)(?:@v?(?P<ver>[0-9]+))?")
 
 AREAS = ("public", "embargoed")
@@ -76,6 +82,16 @@ def check_name(name: str, what: str = "image name") -> str:
             hint="use 1-128 characters from A-Z a-z 0-9 . _ - , starting with a letter or digit",
         )
     return name
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is a run (or batch) id: 32 lower-case hex digits."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise InvalidInput(
+            f"{run_id!r} is not a run id",
+            hint="run ids are 32 hex digits, as `nanorepo runs` lists them",
+        )
+    return run_id
 
 
 def check_relpath(relpath: str) -> PurePosixPath:
@@ -128,6 +144,17 @@ class Layout:
     def original_relpath(version: int, parts: list[str]) -> str:
         """Where a file as deposited is kept; ``parts`` are checked path components."""
         return f"originals/v{version}/" + "/".join(check_name(p, "file name") for p in parts)
+
+    def run_dir(self, run_id: str) -> Path:
+        """Where a finished run's outputs are stored."""
+        run_id = check_run_id(run_id)
+        return self.root / "runs" / run_id[:2] / run_id
+
+    def run_notebook(self, sha256: str) -> Path:
+        """The stored copy of a notebook runs executed, by the SHA-256 of its bytes."""
+        if not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
+            raise InvalidInput(f"{sha256!r} is not a SHA-256 digest")
+        return self.root / "runs" / "notebooks" / sha256[:2] / f"{sha256}.ipynb"
 
     @staticmethod
     def version_relpath(version: int) -> str:

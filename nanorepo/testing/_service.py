@@ -2,7 +2,9 @@
 
 The seeded repository holds one dataset per access case the authorisation tests need:
 ``public`` (S-…1), ``granted`` (embargoed, granted to bob and to group ``lab``) and
-``hidden`` (embargoed, granted to nobody), all owned by alice, plus a token per role.
+``hidden`` (embargoed, granted to nobody), all owned by alice, plus a token per role,
+one annotation thread and one recorded run (reading that case's dataset and image, with one
+output named like the image) per case.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class SeededRepository:
     granted: str
     hidden: str
     tokens: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, str] = field(default_factory=dict)  # case -> run id
 
     def headers(self, user: str) -> dict[str, str]:
         tok = self.tokens.get(user)
@@ -109,7 +112,51 @@ def seed_repository(repo: Repository, workdir: Path) -> SeededRepository:
                 seeded.tokens[user] = create_token(s, user, role=role, note="test")
         cat.add_to_group(s, "dave", "lab")
         s.commit()
+    _seed_runs(repo, seeded, workdir)
     return seeded
+
+
+_SEED_NOTEBOOK = (
+    b'{"cells": [], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",'
+    b' "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}'
+)
+
+
+def _seed_runs(repo: Repository, seeded: SeededRepository, workdir: Path) -> None:
+    """One finished run per case, recorded as alice without executing anything."""
+    import uuid
+
+    from nanorepo.catalog.models import Image, Version, utcnow
+    from nanorepo.provenance import Input, NotebookRef, Output, RunRecord
+    from nanorepo.storage import hash_file, sha256_hex
+
+    cat = repo.catalog
+    for n, (case, acc) in enumerate(
+        (("public", seeded.public), ("granted", seeded.granted), ("hidden", seeded.hidden))
+    ):
+        with cat.session() as s:
+            ds = cat.dataset(s, acc)
+            v = s.exec(select(Version).where(Version.dataset_id == ds.id)).one()
+            im = s.exec(select(Image).where(Image.version_id == v.id)).one()
+        out = workdir / f"run{n}" / f"cell{n}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"ring diameter of case {n}: 107 nm\n")
+        d = hash_file(out)
+        rec = RunRecord(
+            id=uuid.uuid4().hex, agent="alice", status="running", started=utcnow(),
+            notebook=NotebookRef("rings.ipynb", sha256_hex(_SEED_NOTEBOOK), len(_SEED_NOTEBOOK)),
+            parameters={"accession": acc},
+        )  # fmt: skip
+        repo.runs.begin(rec, _SEED_NOTEBOOK)
+        done = rec.with_(
+            status="succeeded", ended=utcnow(),
+            inputs=(Input("dataset", acc, 1, v.manifest_digest),
+                    Input("image", acc, 1, im.manifest_digest, im.name)),
+            outputs=(Output(f"cell{n}", d.sha256, d.size, "text/plain"),),
+            values={"diameter_nm": 107.0},
+        )  # fmt: skip
+        repo.runs.finish(done, {f"cell{n}": out})
+        seeded.runs[case] = rec.id
 
 
 def _seed_threads(s: Any, cat: Any, seeded: SeededRepository) -> None:
@@ -151,14 +198,7 @@ class LiveService:
 
 def _settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
-    env.update(
-        NANOREPO_HOME=str(settings.home),
-        NANOREPO_DATABASE_URL=settings.database_url,
-        NANOREPO_STORAGE=str(settings.storage),
-        NANOREPO_USER=settings.user,
-        NANOREPO_ALLOW_ANONYMOUS="1" if settings.allow_anonymous else "0",
-        NANOREPO_CORS_ORIGINS=" ".join(settings.cors_origins),
-    )
+    env.update(settings.to_env())
     return env
 
 
