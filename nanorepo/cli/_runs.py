@@ -236,3 +236,102 @@ def runs_cmd(
 
 
 COMMANDS = [run_cmd, rerun_cmd, runs_cmd]
+
+
+_FORMATS = ["tree", "json", "prov-json", "provn", "dot", "svg", "crate"]
+
+
+def _focus(target: str) -> tuple[str, Path | None]:
+    """What ``nanorepo prov TARGET`` is about: an accession, a run, or a file (by digest)."""
+    p = Path(target)
+    if p.is_file():
+        from nanorepo.storage import hash_file
+
+        return hash_file(p).sha256, p
+    return target, None
+
+
+@click.command("prov")
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="tree", show_default=True,
+              help="tree: upstream and downstream in the terminal; W3C PROV (JSON, PROV-N); "
+              "Graphviz DOT or SVG; an RO-Crate zip (of a run).")  # fmt: skip
+@click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the export to this file (default: standard output; needed for svg "
+              "and crate).")  # fmt: skip
+def prov_cmd(target: str, fmt: str, dest: Path | None) -> None:
+    """Show where TARGET came from and what came of it: ACCESSION[@vN], a RUN id (or
+    prefix), or a FILE (a run's output, found by its SHA-256)."""
+    from nanorepo.provenance import (
+        Lineage,
+        lineage_dot,
+        lineage_of,
+        lineage_tree,
+        prov_json,
+        prov_n,
+        render_svg,
+        to_prov,
+        write_crate,
+    )
+
+    c = _ctx()
+    focus, file = _focus(target)
+    if fmt in ("svg", "crate") and dest is None:
+        raise click.UsageError(f"--format {fmt} needs -o FILE")
+    if c.remote:
+        output = None
+        if file is not None:
+            found = list(c.client.runs(output_sha256=focus, page_size=1))
+            if not found:
+                raise click.ClickException(
+                    f"no run you can see wrote {file} (sha256 {focus[:12]}…)"
+                )
+            rec = found[0]
+            output = next(o["name"] for o in rec["outputs"] if o["sha256"] == focus)
+            focus = rec["id"]
+        lineage = c.client.lineage(focus, output=output)
+        assert isinstance(lineage, Lineage)
+    else:
+        lineage = c.runs.lineage(focus)
+    if fmt == "tree":
+        out.print(lineage_tree(lineage))
+        return
+    if fmt == "crate":
+        runs = list(lineage.runs)
+        if c.remote:
+            if len(runs) != 1:
+                raise click.UsageError("--format crate takes one RUN through the service")
+            assert dest is not None
+            dest.write_bytes(c.client.run_crate(runs[0].id))
+        else:
+            layout = c.repo.layout
+
+            def files(run_id: str, name: str) -> Path | None:
+                rec = next(r for r in runs if r.id == run_id)
+                if name == "notebook.ipynb":
+                    return layout.run_notebook(rec.notebook.sha256)
+                return layout.run_dir(run_id) / name
+
+            assert dest is not None
+            made = write_crate(lineage_of(runs, lineage.batches, focus=lineage.focus),
+                               dest.with_suffix(""), files=files, zip=True)  # fmt: skip
+            made.replace(dest)
+        err.print(f"RO-Crate written to {dest}")
+        return
+    if fmt == "json":
+        data = json.dumps(lineage.to_json(), indent=2).encode()
+    elif fmt in ("prov-json", "provn"):
+        doc = to_prov(lineage, namespace=c.settings.url)
+        data = (prov_json(doc) if fmt == "prov-json" else prov_n(doc)).encode()
+    elif fmt == "dot":
+        data = lineage_dot(lineage).encode()
+    else:
+        data = render_svg(lineage_dot(lineage))
+    if dest is None:
+        click.echo(data.decode())
+    else:
+        dest.write_bytes(data)
+        err.print(f"{fmt} written to {dest}")
+
+
+COMMANDS.append(prov_cmd)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from nanorepo.client._base import ClientBase, Json, Pages
 from nanorepo.errors import InvalidInput
-from nanorepo.provenance import BatchRecord, RunRecord
+from nanorepo.provenance import BatchRecord, Lineage, RunRecord
 
 __all__ = ["RemoteRuns", "RunMethods"]
 
@@ -57,6 +57,27 @@ class RunMethods(ClientBase):
         target.write_bytes(r.content)
         return target
 
+    def lineage(
+        self, focus: str, *, fmt: str = "json", output: str | None = None
+    ) -> Lineage | bytes:
+        """Upstream and downstream of a dataset (``ACCESSION[@vN]``) or a run (id or
+        prefix; ``output`` focuses on one of its outputs). ``fmt`` ``json`` gives a
+        :class:`~nanorepo.provenance.Lineage`; ``prov-json``, ``provn``, ``dot``, ``svg``
+        the export's bytes."""
+        if focus.startswith("S-"):
+            path = f"/datasets/{quote(focus, safe='@')}/lineage"
+        else:
+            path = f"/runs/{quote(focus, safe='')}/lineage"
+        params = {"format": fmt, **({"output": output} if output else {})}
+        r = self._request("GET", path, params=params)
+        return Lineage.from_json(r.json()) if fmt == "json" else r.content
+
+    def run_crate(self, run_id: str) -> bytes:
+        """A run as an RO-Crate zip (record, notebook, outputs)."""
+        return self._request(
+            "GET", f"/runs/{quote(run_id, safe='')}/crate", timeout=self._long()
+        ).content
+
     def batch(self, batch_id: str) -> BatchRecord:
         return BatchRecord.from_json(self._json("GET", f"/batches/{quote(batch_id, safe='')}"))
 
@@ -70,6 +91,9 @@ class RemoteRuns:
 
     def __init__(self, client: RunMethods) -> None:
         self.client = client
+
+    def close(self) -> None:
+        self.client.close()
 
     def begin(self, record: RunRecord, notebook: bytes) -> RunRecord:
         d = record.to_json()

@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -155,7 +155,25 @@ def run_batch(
     ``progress(done, total, record)`` is called as runs end.
     """
     settings = settings or Settings.from_env()
-    store = store_for(settings)
+    if per not in ("dataset", "image"):
+        raise InvalidInput(f"--per must be dataset or image, not {per!r}")
+    with closing(store_for(settings)) as store:
+        return _run_batch(notebook, query, per, parameters, jobs, output_dir, kernel, settings,
+                          progress, store)  # fmt: skip
+
+
+def _run_batch(
+    notebook: str | os.PathLike[str],
+    query: str,
+    per: Literal["dataset", "image"],
+    parameters: Mapping[str, Any] | None,
+    jobs: int,
+    output_dir: str | os.PathLike[str] | None,
+    kernel: str | None,
+    settings: Settings,
+    progress: Progress | None,
+    store: RunStore,
+) -> BatchRecord:
     sweep(settings, store)
     path, nb_bytes, nb = load_notebook(notebook)
     names = _parameter_names(nb)

@@ -27,6 +27,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,10 @@ def rerun(
     """Execute run ``run_id`` again (same notebook, parameters, input versions) in the
     current environment; return the new run and the reproducibility report."""
     settings = settings or Settings.from_env()
-    store = store or store_for(settings)
+    if store is None:
+        with closing(store_for(settings)) as own:
+            return rerun(run_id, output_dir=output_dir, rtol=rtol, atol=atol, settings=settings,
+                         store=own)  # fmt: skip
     original = store.get(run_id)
     nb = store.notebook(original.id)
     params = dict(original.parameters)

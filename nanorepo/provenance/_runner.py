@@ -30,7 +30,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,9 +62,11 @@ def store_for(settings: Settings) -> RunStore:
         from nanorepo.client import Client, RemoteRuns
 
         return RemoteRuns(Client(settings=settings))
+    from nanorepo.provenance._store import Runs
     from nanorepo.repository import Repository
 
-    return Repository(settings).runs
+    repo = Repository(settings)
+    return Runs(repo.runs.catalog, repo.layout, on_close=repo.close)
 
 
 def load_notebook(path: str | os.PathLike[str]) -> tuple[Path, bytes, dict[str, Any]]:
@@ -203,10 +205,13 @@ def sweep(settings: Settings, store: RunStore | None = None) -> list[str]:
             continue
         if process_alive(a.pid, a.started) or (a.url or None) != (settings.url or None):
             continue
-        store = store or store_for(settings)
         # a run never registered, or not ours to see: just forget the marker
         with suppress(NanorepoError):
-            store.interrupt(a.id)
+            if store is None:
+                with closing(store_for(settings)) as own:
+                    own.interrupt(a.id)
+            else:
+                store.interrupt(a.id)
         m.unlink(missing_ok=True)
         (d / f"{a.id}.journal").unlink(missing_ok=True)
         done.append(a.id)
@@ -310,7 +315,13 @@ def run(
         Ctrl-C marks the run ``interrupted`` and re-raises.
     """
     settings = settings or Settings.from_env()
-    store = store or store_for(settings)
+    if store is None:
+        with closing(store_for(settings)) as own:
+            return run(
+                notebook, parameters, output_dir=output_dir, kernel=kernel, settings=settings,
+                store=own, batch=batch, item=item, rerun_of=rerun_of, pins=pins, log=log,
+                execute=execute, before_finish=before_finish,
+            )  # fmt: skip
     sweep(settings, store)
     path, nb_bytes, nb = load_notebook(notebook)
     params = dict(parameters or {})

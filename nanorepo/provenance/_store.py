@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,8 @@ from nanorepo.provenance._record import (
     BatchRecord,
     Environment,
     Input,
+    Lineage,
+    LineageNode,
     NotebookRef,
     Output,
     RunError,
@@ -72,19 +74,26 @@ class RunStore(Protocol):
 
     def finish_batch(self, batch_id: str, status: str) -> BatchRecord: ...
 
+    def close(self) -> None: ...
 
-def run_to_record(s: Session, run: Run) -> RunRecord:
-    """The :class:`RunRecord` of a catalog row (inputs, outputs, environment, derived)."""
+
+def run_to_record(s: Session, run: Run, principal: Principal | None = None) -> RunRecord:
+    """The :class:`RunRecord` of a catalog row (inputs, outputs, environment, derived
+    datasets: those ``principal`` may see)."""
     inputs = s.exec(select(RunInput).where(RunInput.run_id == run.id).order_by(col(RunInput.id)))
     outputs = s.exec(
         select(RunOutput).where(RunOutput.run_id == run.id).order_by(col(RunOutput.id))
     )
     env = s.get(RunEnvironment, run.environment_sha256) if run.environment_sha256 else None
-    derived = s.exec(
-        select(DatasetRow.accession)
-        .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
-        .where(RunDerived.run_id == run.id)
-    )
+    derived = [
+        ds.accession
+        for ds in s.exec(
+            select(DatasetRow)
+            .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
+            .where(RunDerived.run_id == run.id)
+        )
+        if principal is None or visible(s, principal, ds)
+    ]
     err = run.error
     return RunRecord(
         id=run.id,
@@ -137,10 +146,23 @@ class Runs:
     visibility filter. The service passes the caller.
     """
 
-    def __init__(self, catalog: Catalog, layout: Layout, principal: Principal | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        layout: Layout,
+        principal: Principal | None = None,
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.layout = layout
         self.principal = principal
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Release what this store opened (the repository of :func:`store_for`)."""
+        if self._on_close is not None:
+            self._on_close()
 
     # -- visibility --------------------------------------------------------------------
 
@@ -171,7 +193,7 @@ class Runs:
 
     def get(self, run_id: str) -> RunRecord:
         with self.catalog.session() as s:
-            return run_to_record(s, self._run(s, run_id))
+            return run_to_record(s, self._run(s, run_id), self.principal)
 
     def find(
         self,
@@ -221,7 +243,7 @@ class Runs:
                 offset += len(rows)
                 for r in rows:
                     if self._visible(s, r.id):
-                        out.append(run_to_record(s, r))
+                        out.append(run_to_record(s, r, self.principal))
                         if len(out) == limit:
                             break
         return out
@@ -274,7 +296,7 @@ class Runs:
             if existing is not None:
                 if existing.agent != record.agent:
                     raise RunNotFound(record.id)
-                return run_to_record(s, existing)
+                return run_to_record(s, existing, self.principal)
             env = record.environment
             if env is not None and s.get(RunEnvironment, env.sha256) is None:
                 doc = {k: v for k, v in _env_doc(env).items() if k != "host"}
@@ -316,7 +338,7 @@ class Runs:
             run = self._run(s, record.id)
             if run.status != "running":
                 if run.status == record.status:
-                    return run_to_record(s, run)  # a retried finish
+                    return run_to_record(s, run, self.principal)  # a retried finish
                 raise Conflict(f"run {run.id} already ended ({run.status})")
             if self.principal is not None and run.agent != self.principal.name:
                 raise RunNotFound(record.id)
@@ -371,7 +393,7 @@ class Runs:
                 )  # fmt: skip
             s.add(run)
             s.commit()
-            return run_to_record(s, run)
+            return run_to_record(s, run, self.principal)
 
     def _check_inputs(self, s: Session, inputs: Iterable[Input]) -> list[tuple[Input, int]]:
         """Each input with its dataset row id, after checking it exists (and is visible)
@@ -422,7 +444,7 @@ class Runs:
             run.ended = utcnow()
             s.add(run)
             s.commit()
-            return run_to_record(s, run)
+            return run_to_record(s, run, self.principal)
 
     def begin_batch(self, batch: BatchRecord) -> BatchRecord:
         """Create the batch, or return the existing one with the same key (to resume)."""
@@ -435,6 +457,8 @@ class Runs:
                 s.add(existing)
                 s.commit()
                 return _batch_to_record(s, existing)
+            if s.get(RunBatch, batch.id) is not None:
+                raise Conflict(f"a batch {batch.id} exists already, doing something else")
             b = RunBatch(
                 id=batch.id, key=batch.key, agent=batch.agent,
                 notebook_name=batch.notebook.name, notebook_sha256=batch.notebook.sha256,
@@ -540,17 +564,32 @@ class Runs:
                         continue
                     runs[rid] = r
                     down.extend(self._derived_of(s, rid))
-            records = [run_to_record(s, r) for r in runs.values()]
+            records = [run_to_record(s, r, self.principal) for r in runs.values()]
         records.sort(key=lambda r: (r.started, r.id))
         return records, sorted(datasets)
 
     def _derived_of(self, s: Session, run_id: str) -> list[tuple[str, int | None]]:
         rows = s.exec(
-            select(DatasetRow.accession)
+            select(DatasetRow)
             .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
             .where(RunDerived.run_id == run_id)
         ).all()
-        return [(a, None) for a in rows]
+        return [
+            (ds.accession, None)
+            for ds in rows
+            if self.principal is None or visible(s, self.principal, ds)
+        ]
+
+    def lineage(self, focus: str) -> Lineage:
+        """Upstream and downstream of ``focus`` (``ACCESSION[@vN]``, a run id or prefix, or
+        an output's SHA-256) as the principal may see it, ready for the exports."""
+        from nanorepo.provenance._prov import lineage_of
+
+        runs, _datasets = self.lineage_runs(focus)
+        if not runs:  # a dataset no run has read or produced yet: just itself
+            node = LineageNode(id=focus, kind="dataset", label=focus)
+            return Lineage(focus=focus, nodes=(node,), edges=())
+        return lineage_of(runs, self.batches_of(runs), focus=focus)
 
     def batches_of(self, runs: Sequence[RunRecord]) -> list[BatchRecord]:
         ids = sorted({r.batch for r in runs if r.batch})

@@ -15,6 +15,7 @@ Runs`): a run over an embargoed dataset answers 404 to everyone else, like the d
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from nanorepo.provenance import (
     BatchRecord,
     Environment,
     Input,
+    Lineage,
     NotebookRef,
     Output,
     RunError,
@@ -43,7 +45,7 @@ from nanorepo.service._http import decode_cursor, encode_cursor, etag, not_modif
 from nanorepo.service._problems import PayloadTooLarge
 from nanorepo.service._schemas import COMMON_RESPONSES, In, Page, _problem
 from nanorepo.service._zarr import content_disposition, serve_object
-from nanorepo.storage import check_relpath, check_run_id
+from nanorepo.storage import check_relpath, check_run_id, parse_ref
 
 __all__ = ["router"]
 
@@ -407,7 +409,12 @@ def download_output(run_id: str, name: str, request: Request, p: CurrentPrincipa
     )
 
 
-@router.post("/batches", response_model=BatchOut, status_code=201)
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    status_code=201,
+    responses={409: _problem("the id belongs to another batch")},
+)
 def begin_batch(body: BatchIn, request: Request, p: CurrentPrincipal) -> dict[str, Any]:
     """Create a batch, or return the caller's batch with the same ``key`` (to resume it)."""
     agent = _signed_in(p, "run batches")
@@ -431,3 +438,104 @@ def finish_batch(
     """Set a batch's final status (the caller's own batch)."""
     _signed_in(p, "run batches")
     return _runs(request, p).finish_batch(batch_id, body.status).to_json()
+
+
+# -- lineage and exports ---------------------------------------------------------------
+
+LineageFormat = Literal["json", "prov-json", "provn", "dot", "svg"]
+_MEDIA = {
+    "json": "application/json",
+    "prov-json": "application/json",
+    "provn": "text/provenance-notation; charset=utf-8",
+    "dot": "text/vnd.graphviz; charset=utf-8",
+    "svg": "image/svg+xml",
+}
+_LINEAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the lineage: JSON (nodes, edges, records), PROV-JSON, PROV-N, DOT or SVG",
+        "content": {m.split(";")[0]: {} for m in _MEDIA.values()},
+    }
+}
+
+
+def _export(request: Request, lineage: Lineage, fmt: str) -> Response:
+    from nanorepo.provenance import lineage_dot, prov_json, prov_n, render_svg, to_prov
+
+    ns = str(request.base_url).rstrip("/") + "/"
+    if fmt == "json":
+        body: bytes = json.dumps(lineage.to_json()).encode()
+    elif fmt == "prov-json":
+        body = prov_json(to_prov(lineage, namespace=ns)).encode()
+    elif fmt == "provn":
+        body = prov_n(to_prov(lineage, namespace=ns)).encode()
+    elif fmt == "dot":
+        body = lineage_dot(lineage).encode()
+    else:
+        body = render_svg(lineage_dot(lineage))
+    return Response(body, media_type=_MEDIA[fmt])
+
+
+@router.get("/datasets/{accession}/lineage", response_class=Response, responses=_LINEAGE_RESPONSES)
+def dataset_lineage(
+    accession: str, request: Request, p: CurrentPrincipal, format: LineageFormat = "json"
+) -> Response:
+    """Upstream and downstream of a dataset (``ACCESSION`` or ``ACCESSION@vN``): the runs
+    that read it, what they wrote, datasets deposited from that, and the runs that made
+    it, as far as the caller may see them."""
+    parse_ref(accession)
+    return _export(request, _runs(request, p).lineage(accession), format)
+
+
+@router.get("/runs/{run_id}/lineage", response_class=Response, responses=_LINEAGE_RESPONSES)
+def run_lineage(
+    run_id: str,
+    request: Request,
+    p: CurrentPrincipal,
+    format: LineageFormat = "json",
+    output: Annotated[str | None, Query(max_length=512, description="focus on this output")] = None,
+) -> Response:
+    """Upstream and downstream of a run (or of one of its outputs)."""
+    runs = _runs(request, p)
+    rec = runs.get(run_id)
+    focus = rec.id
+    if output is not None:
+        match = [o for o in rec.outputs if o.name == output]
+        if not match:
+            raise RunNotFound(f"{run_id}/{output[:100]}", "run output")
+        focus = match[0].sha256
+    return _export(request, runs.lineage(focus), format)
+
+
+@router.get(
+    "/runs/{run_id}/crate",
+    response_class=Response,
+    responses={200: {"description": "RO-Crate (zip)", "content": {"application/zip": {}}}},
+)
+def run_crate(run_id: str, request: Request, p: CurrentPrincipal) -> Response:
+    """The run as an RO-Crate (Workflow Run Crate): record, notebook and outputs, zipped."""
+    import tempfile
+
+    from nanorepo.provenance import lineage_of, write_crate
+
+    runs = _runs(request, p)
+    rec = runs.get(run_id)
+    layout = state_of(request).repo.layout
+
+    def files(rid: str, name: str) -> Path | None:
+        if rid != rec.id:
+            return None
+        if name == "notebook.ipynb":
+            return layout.run_notebook(rec.notebook.sha256)
+        return layout.run_dir(rec.id) / check_relpath(name)
+
+    with tempfile.TemporaryDirectory(prefix="nanorepo-crate-") as tmp:
+        out = write_crate(
+            lineage_of([rec], runs.batches_of([rec])), Path(tmp) / f"run-{rec.id[:12]}",
+            files=files, zip=True, namespace=str(request.base_url).rstrip("/") + "/",
+        )  # fmt: skip
+        data = out.read_bytes()
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="run-{rec.id[:12]}.crate.zip"'},
+    )
