@@ -27,9 +27,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
-from nanorepo.catalog.models import utcnow
 from nanorepo.errors import InvalidInput
-from nanorepo.provenance._record import BatchRecord, NotebookRef, RunRecord
+from nanorepo.provenance._record import BatchRecord, NotebookRef, RunRecord, utcnow
 from nanorepo.provenance._runner import _parameter_names, load_notebook, run, store_for, sweep
 from nanorepo.provenance._store import RunStore
 from nanorepo.settings import Settings

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -35,6 +35,11 @@ __all__ = [
 Status = Literal["running", "succeeded", "failed", "interrupted"]
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "interrupted")
 BATCH_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "interrupted")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now (every time in a record is UTC)."""
+    return datetime.now(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:

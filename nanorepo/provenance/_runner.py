@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from nanorepo.access import read_journal
-from nanorepo.catalog.models import utcnow
 from nanorepo.errors import InvalidInput, NanorepoError
 from nanorepo.provenance._environment import capture_environment
-from nanorepo.provenance._record import Input, NotebookRef, Output, RunError, RunRecord
+from nanorepo.provenance._record import Input, NotebookRef, Output, RunError, RunRecord, utcnow
 from nanorepo.provenance._store import RunStore
 from nanorepo.settings import Settings
 from nanorepo.storage import hash_file, sha256_hex, walk_files
