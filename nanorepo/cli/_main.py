@@ -152,6 +152,12 @@ def cli(ctx: click.Context, home: str | None, local: bool) -> None:
     "--pattern",
     help="File-name pattern for a directory of TIFF planes, e.g. '{name}_t{t}_c{c}_z{z}.tif'.",
 )
+@click.option(
+    "--derived-from",
+    metavar="RUN",
+    help="These files are outputs of RUN (checked by digest): the dataset's provenance "
+    "points to the run.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def deposit_cmd(
@@ -162,6 +168,7 @@ def deposit_cmd(
     embargo_until: Any,
     supporting: tuple[Path, ...],
     pattern: str | None,
+    derived_from: str | None,
     as_json: bool,
 ) -> None:
     """Deposit image files and localisation tables as a new dataset.
@@ -174,6 +181,11 @@ def deposit_cmd(
     area, nanorepo.Client().deposit_staged).
     """
     until = embargo_until.date() if embargo_until else None
+    if c.remote and derived_from:
+        raise ConfigurationError(
+            "--derived-from is not available through the service yet",
+            hint="deposit on the repository's machine with `nanorepo --local deposit ...`",
+        )
     if c.remote:
         d = c.client.deposit(
             list(paths), title, metadata, until, supporting=list(supporting), pattern=pattern
@@ -192,6 +204,7 @@ def deposit_cmd(
         supporting=list(supporting),
         pattern=pattern,
         progress=_progress(not as_json),
+        derived_from=derived_from,
     )
     if as_json:
         _emit(res.to_json())

@@ -479,13 +479,37 @@ class Runs:
             s.commit()
             return _batch_to_record(s, b)
 
+    def check_outputs(self, run_id: str, paths: Iterable[Path]) -> str:
+        """The full id of run ``run_id`` after checking that every file under ``paths`` is
+        one of its outputs (by SHA-256); a clear error naming the first that is not."""
+        from nanorepo.storage import walk_files
+
+        with self.catalog.session() as s:
+            run = self._run(s, run_id)
+            if run.status != "succeeded":
+                raise InvalidInput(
+                    f"run {run.id} {run.status}: only a succeeded run's outputs can be deposited"
+                )
+            digests = set(s.exec(select(RunOutput.sha256).where(RunOutput.run_id == run.id)))
+        for top in paths:
+            files = [top] if top.is_file() else list(walk_files(top))
+            for f in files:
+                if hash_file(f).sha256 not in digests:
+                    raise InvalidInput(
+                        f"{f} is not an output of run {run.id}",
+                        hint="deposit exactly the files the run wrote (`nanorepo runs RUN` "
+                        "lists them with their digests)",
+                    )
+        return run.id
+
     def add_derived(self, run_id: str, accession: str) -> None:
         """Record that ``accession`` was deposited from ``run_id``'s outputs."""
         with self.catalog.session() as s:
             run = self._run(s, run_id)
             ds = self.catalog.dataset(s, accession)
-            s.add(RunDerived(run_id=run.id, dataset_id=ds.id or 0))
-            s.commit()
+            if s.get(RunDerived, (run.id, ds.id)) is None:
+                s.add(RunDerived(run_id=run.id, dataset_id=ds.id or 0))
+                s.commit()
 
     # -- lineage -----------------------------------------------------------------------
 

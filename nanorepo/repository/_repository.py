@@ -97,17 +97,29 @@ class Repository:
         supporting: Sequence[Path] = (),
         pattern: str | None = None,
         progress: Progress | None = None,
+        derived_from: str | None = None,
     ) -> DepositResult:
-        """Deposit a new dataset; see :func:`nanorepo.deposition.deposit`."""
+        """Deposit a new dataset; see :func:`nanorepo.deposition.deposit`.
+
+        ``derived_from`` names the run whose outputs these files are: each file must be one
+        of its outputs (by SHA-256, checked before anything is written), and the dataset's
+        provenance then points to the run.
+        """
         cat = self._ready()
+        run_id = None
+        if derived_from is not None:
+            run_id = self.runs.check_outputs(derived_from, [*paths, *supporting])
         with cat.session() as s:
             cat.ensure_user(s, self.settings.user)
             s.commit()
-        return deposit(
+        res = deposit(
             self.settings, self.layout, cat, paths, title=title, metadata=metadata,
             embargo_until=embargo_until, supporting=supporting, pattern=pattern,
             progress=progress, index=index_dataset,
         )  # fmt: skip
+        if run_id is not None:
+            self.runs.add_derived(run_id, res.accession)
+        return res
 
     def revise(
         self,
