@@ -2,8 +2,10 @@
 
 It forwards ``{base_url}nanorepo/api/...`` to the nanorepo service with the user's token (so
 the JupyterLab extension needs no second login and Jupyter's XSRF protection holds), answers
-``nanorepo/api/_config`` itself, and keeps the shared training notebooks in the user's home
-up to date. See :mod:`nanorepo.jupyter._forward` and :mod:`nanorepo.jupyter._notebooks`.
+``nanorepo/api/_config`` and ``nanorepo/api/_napari`` ("View in napari" on the server's
+desktop) itself, and keeps the shared training notebooks in the user's home up to date.
+See :mod:`nanorepo.jupyter._forward`, :mod:`nanorepo.jupyter._napari` and
+:mod:`nanorepo.jupyter._notebooks`.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Unicode
+from traitlets import Bool, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from nanorepo.jupyter._forward import SETTINGS_KEY, Forwarder, setup_route_handlers
+from nanorepo.jupyter._napari import DEFAULT_COMMAND, NAPARI_KEY, NapariLauncher
 from nanorepo.jupyter._notebooks import sync_notebooks
 from nanorepo.settings import Settings
 
@@ -37,6 +38,17 @@ class NanorepoExtension(LoggingConfigurable):
         absolute).""",
     ).tag(config=True)
 
+    napari_command = List(
+        Unicode(),
+        list(DEFAULT_COMMAND),
+        minlen=1,
+        help="""The command "View in napari" runs on this server's desktop, before its
+        arguments (ACCESSION@vN [--image NAME]). Default: `nanorepo view` of the
+        server's own interpreter. Only used when the server has a desktop (DISPLAY or
+        WAYLAND_DISPLAY set); otherwise the extension shows the command to run
+        elsewhere.""",
+    ).tag(config=True)
+
 
 def load_extension(serverapp: Any) -> None:
     """Set up nanorepo in a running ``jupyter_server.serverapp.ServerApp``."""
@@ -44,6 +56,9 @@ def load_extension(serverapp: Any) -> None:
     web_app = serverapp.web_app
     settings = Settings.from_env()
     web_app.settings[SETTINGS_KEY] = Forwarder.from_settings(settings)
+    web_app.settings[NAPARI_KEY] = NapariLauncher.from_environment(
+        command=conf.napari_command, log_dir=Path(serverapp.runtime_dir)
+    )
     dest = Path(serverapp.root_dir).expanduser() / conf.notebooks_dir
     web_app.settings["nanorepo_notebooks_dir"] = str(dest) if conf.copy_notebooks else None
     setup_route_handlers(web_app)

@@ -51,6 +51,7 @@ from jupyter_server.utils import url_path_join
 from tornado.iostream import StreamClosedError
 
 from nanorepo import __version__
+from nanorepo.jupyter._napari import NAPARI_KEY, NapariHandler, NapariLauncher
 from nanorepo.settings import Settings
 
 __all__ = [
@@ -318,8 +319,10 @@ def setup_route_handlers(
 ) -> list[tuple[str, type, dict[str, Any]]]:
     """Register the forwarder's handlers on ``web_app`` (under its ``base_url``).
 
-    The :class:`Forwarder` must be in ``web_app.settings[SETTINGS_KEY]``; one is built
-    from the environment if not. Returns the rules added (the authentication test walks
+    The :class:`Forwarder` must be in ``web_app.settings[SETTINGS_KEY]`` and the
+    :class:`~nanorepo.jupyter._napari.NapariLauncher` in ``web_app.settings[NAPARI_KEY]``;
+    they are built from the environment if not. ``_config`` and ``_napari`` are answered
+    here; everything else under ``nanorepo/api/`` is forwarded. Returns the rules added (the authentication test walks
     them, so no handler can be added without being checked).
     """
     if SETTINGS_KEY not in web_app.settings:
@@ -327,8 +330,11 @@ def setup_route_handlers(
     base_url = web_app.settings.get("base_url", "/")
     api = url_path_join(base_url, "nanorepo", "api")
     forward = re.escape(api + "/") + "(.*)"
+    if NAPARI_KEY not in web_app.settings:
+        web_app.settings[NAPARI_KEY] = NapariLauncher.from_environment()
     rules: list[tuple[str, type, dict[str, Any]]] = [
         (re.escape(api + "/_config"), ConfigHandler, {}),
+        (re.escape(api + "/_napari"), NapariHandler, {}),
         (forward, ForwardHandler, {"pattern": forward}),
     ]
     web_app.add_handlers(".*$", rules)

@@ -54,6 +54,7 @@ class PostOut(BaseModel):
     rev: int
     edited: bool
     state: str
+    etag: str = Field(description="send as If-Match to edit this post (posts are read in threads)")
 
 
 class ThreadOut(BaseModel):
@@ -137,7 +138,7 @@ def _post(p: Post) -> PostOut:
     return PostOut(
         id=p.id or 0, parent_id=p.parent_id, author=p.author, motivation=p.motivation,
         body=p.body, html=p.html, created=p.created.isoformat(), updated=p.updated.isoformat(),
-        rev=p.rev, edited=p.rev > 1, state=p.state,
+        rev=p.rev, edited=p.rev > 1, state=p.state, etag=post_etag(p),
     )  # fmt: skip
 
 

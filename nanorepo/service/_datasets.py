@@ -12,12 +12,14 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from nanorepo import __version__
 from nanorepo.catalog import MUTABLE_FIELDS
 from nanorepo.catalog._catalog import row_id
-from nanorepo.catalog.models import Dataset, Grant, MutableRevision, Version
+from nanorepo.catalog.models import Dataset, Grant, Image, MutableRevision, Version
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError, VersionNotFound
 from nanorepo.policy import Principal, allowed, readable_dataset, require, visible_clause
 from nanorepo.search import facets, search
@@ -75,6 +77,42 @@ def summary(ds: Dataset) -> DatasetSummary:
         license=(ds.mutable or {}).get("license"),
         ref=f"{ds.accession}@v{ds.latest_version}",
     )
+
+
+class DatasetHit(DatasetSummary):
+    """A dataset in a list or search result: its summary and a picture to show beside it."""
+
+    thumbnail: str | None = Field(
+        None,
+        description="path of the thumbnail of the latest version's first image (by name); "
+        "null when the version has no image",
+    )
+
+
+def _first_images(s: Session, rows: list[Dataset]) -> dict[int, str]:
+    """Dataset id -> name of the first image of its latest version, for one page in one
+    query (on the (version_id, name) unique index)."""
+    ids = [d.id for d in rows if d.id is not None]
+    if not ids:
+        return {}
+    q = (
+        select(Version.dataset_id, func.min(Image.name))
+        .join(Image, col(Image.version_id) == col(Version.id))
+        .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
+        .where(col(Version.dataset_id).in_(ids), col(Version.number) == col(Dataset.latest_version))
+        .group_by(col(Version.dataset_id))
+    )
+    return {int(i): str(n) for i, n in s.exec(q).all() if n is not None}
+
+
+def hit(ds: Dataset, first_image: str | None) -> DatasetHit:
+    thumb = None
+    if first_image is not None:
+        thumb = (
+            f"datasets/{ds.accession}/versions/v{ds.latest_version}/images/{first_image}"
+            "/thumbnail.png"
+        )
+    return DatasetHit(**summary(ds).model_dump(), thumbnail=thumb)
 
 
 def version_info(ds: Dataset, v: Version) -> VersionInfo:
@@ -143,23 +181,24 @@ def _visible_ids(s: Session, p: Principal) -> list[int] | None:
     return [i for i in s.exec(q).all() if i is not None]
 
 
-@router.get("/datasets", response_model=Page[DatasetSummary], tags=["datasets"])
+@router.get("/datasets", response_model=Page[DatasetHit], tags=["datasets"])
 def list_datasets(
     s: DbSession,
     p: CurrentPrincipal,
     q: Annotated[str, Query(max_length=1000, description="words and field:value filters")] = "",
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> Page[DatasetSummary]:
+) -> Page[DatasetHit]:
     """Datasets the caller may see; with ``q``, full-text search with field filters, best
-    match first."""
+    match first. Each carries the path of a thumbnail to show beside it."""
     key = decode_cursor(cursor) or {}
     offset = key.get("o", 0)
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInput("cursor is not valid", hint="omit it to start from the first page")
     rows, total = search(s, q, offset=offset, limit=limit, visible_ids=_visible_ids(s, p))
     nxt = encode_cursor({"o": offset + limit}) if offset + limit < total else None
-    return Page(items=[summary(d) for d in rows], next=nxt, total=total)
+    first = _first_images(s, list(rows))
+    return Page(items=[hit(d, first.get(d.id or 0)) for d in rows], next=nxt, total=total)
 
 
 @router.get("/facets", response_model=dict[str, list[FacetValue]], tags=["datasets"])

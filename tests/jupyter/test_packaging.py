@@ -37,3 +37,31 @@ def test_installed_copy_wins_over_the_checkout(tmp_path: Path) -> None:
     assert bundled_notebooks(checkout) == ROOT / "notebooks"
     with pytest.raises(ConfigurationError, match="no notebooks"):
         bundled_notebooks(tmp_path / "empty" / "nanorepo")
+
+
+def test_wheel_ships_the_prebuilt_lab_extension() -> None:
+    """The labextension built from extension/ goes to share/jupyter/labextensions/nanorepo,
+    where JupyterLab finds prebuilt extensions, and this environment has it installed (so
+    ``pip install`` alone gives users the Repository panel)."""
+    import sys
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    build = pyproject["tool"]["hatch"]["build"]
+    shared = build["targets"]["wheel"]["shared-data"]
+    assert shared["extension/labextension"] == "share/jupyter/labextensions/nanorepo"
+    assert shared["extension/install.json"] == "share/jupyter/labextensions/nanorepo/install.json"
+    hook = build["hooks"]["jupyter-builder"]
+    assert hook["build-function"] == "hatch_jupyter_builder.npm_builder"
+    assert "extension/labextension/package.json" in hook["ensured-targets"]
+    assert "hatch-jupyter-builder>=0.9,<0.11" in pyproject["build-system"]["requires"]
+    package = json.loads((ROOT / "extension" / "package.json").read_text())
+    assert package["name"] == "nanorepo"
+    assert package["jupyterlab"]["outputDir"] == "labextension"
+    assert (
+        json.loads((ROOT / "extension" / "install.json").read_text())["packageName"] == "nanorepo"
+    )
+    installed = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "nanorepo"
+    meta = json.loads((installed / "package.json").read_text())
+    assert meta["name"] == "nanorepo" and meta["jupyterlab"]["_build"]["load"].startswith("static/")
+    assert (installed / meta["jupyterlab"]["_build"]["load"]).is_file()
+    assert (installed / "schemas" / "nanorepo" / "repository.json").is_file()

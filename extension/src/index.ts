@@ -1,0 +1,200 @@
+/**
+ * nanorepo's JupyterLab extension: the Repository panel and dataset pages.
+ *
+ * One plugin, `nanorepo:repository`, adds the panel to the left sidebar, the dataset
+ * pages to the main area (restored with the workspace) and the commands:
+ *
+ * - `nanorepo:open-dataset` (`accession`): open a dataset's page;
+ * - `nanorepo:search`: show the panel with the focus in its search box;
+ * - `nanorepo:insert-code` (`accession`, `version`, `image`): insert the code cell
+ *   opening a dataset (image) into the current notebook, or a new one;
+ * - `nanorepo:copy-reference` (`accession`, `version`): copy `ACCESSION@vN`;
+ * - `nanorepo:view-in-napari` (`accession`, `version`, `image`).
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { RepositoryClient } from './api';
+import { copyReference, insertOpenCell, notifyError, viewInNapari } from './actions';
+import { DatasetPage, IDatasetActions } from './dataset';
+import { repositoryIcon } from './icons';
+import { RepositoryPanel } from './panel';
+
+export { RepositoryClient } from './api';
+export { requestAPI, requestAPIWithMeta, RequestError } from './request';
+
+/** Command ids. */
+export namespace CommandIDs {
+  export const openDataset = 'nanorepo:open-dataset';
+  export const search = 'nanorepo:search';
+  export const insertCode = 'nanorepo:insert-code';
+  export const copyReference = 'nanorepo:copy-reference';
+  export const viewInNapari = 'nanorepo:view-in-napari';
+}
+
+const PLUGIN_ID = 'nanorepo:repository';
+
+interface ISettings {
+  pageSize: number;
+}
+
+function readSettings(settings: ISettingRegistry.ISettings | null): ISettings {
+  const pageSize = settings?.get('pageSize').composite;
+  return { pageSize: typeof pageSize === 'number' ? pageSize : 20 };
+}
+
+function str(args: { [key: string]: unknown }, key: string): string | null {
+  const value = args[key];
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+function num(args: { [key: string]: unknown }, key: string): number | null {
+  const value = args[key];
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : null;
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Search, read, discuss and open nanorepo datasets from the Repository panel.',
+  autoStart: true,
+  optional: [ILayoutRestorer, INotebookTracker, ISettingRegistry, ICommandPalette],
+  activate: async (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    notebooks: INotebookTracker | null,
+    registry: ISettingRegistry | null,
+    palette: ICommandPalette | null
+  ): Promise<void> => {
+    let settings: ISettingRegistry.ISettings | null = null;
+    if (registry) {
+      try {
+        settings = await registry.load(PLUGIN_ID);
+      } catch (error) {
+        notifyError('nanorepo settings', error);
+      }
+    }
+    const { pageSize } = readSettings(settings);
+    const client = new RepositoryClient();
+    const tracker = new WidgetTracker<MainAreaWidget<DatasetPage>>({ namespace: 'nanorepo-dataset' });
+
+    const actions: IDatasetActions = {
+      openInNotebook: (accession, version, image) => {
+        void app.commands.execute(CommandIDs.insertCode, { accession, version, image: image ?? '' });
+      },
+      copyReference: (accession, version) => {
+        void app.commands.execute(CommandIDs.copyReference, { accession, version });
+      },
+      viewInNapari: (accession, version, image) => {
+        void app.commands.execute(CommandIDs.viewInNapari, { accession, version, image: image ?? '' });
+      }
+    };
+
+    app.commands.addCommand(CommandIDs.openDataset, {
+      label: args => (str(args, 'accession') ? `Open ${str(args, 'accession')}` : 'Open Dataset'),
+      caption: 'Open a dataset page',
+      icon: repositoryIcon,
+      execute: args => {
+        const accession = str(args, 'accession');
+        if (!accession) {
+          return;
+        }
+        const existing = tracker.find(w => w.content.accession === accession);
+        if (existing) {
+          app.shell.activateById(existing.id);
+          return existing;
+        }
+        const content = new DatasetPage(client, accession, actions);
+        const widget = new MainAreaWidget({ content });
+        widget.id = `nanorepo-dataset-${accession}`;
+        widget.title.icon = repositoryIcon;
+        widget.title.closable = true;
+        void tracker.add(widget);
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    const panel = new RepositoryPanel({
+      client,
+      pageSize,
+      open: accession => {
+        void app.commands.execute(CommandIDs.openDataset, { accession });
+      }
+    });
+    app.shell.add(panel, 'left', { rank: 850 });
+    panel.start();
+
+    app.commands.addCommand(CommandIDs.search, {
+      label: 'Search the Repository',
+      icon: repositoryIcon,
+      execute: () => {
+        app.shell.activateById(panel.id);
+        panel.focusSearch();
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.insertCode, {
+      label: 'Open Dataset in Notebook',
+      caption: 'Insert a code cell that opens the dataset (or image) with nanorepo.open',
+      execute: async args => {
+        const accession = str(args, 'accession');
+        const version = num(args, 'version');
+        if (!accession || !version) {
+          return;
+        }
+        try {
+          await insertOpenCell(app, notebooks, accession, version, str(args, 'image'));
+        } catch (error) {
+          notifyError('Open in notebook', error);
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.copyReference, {
+      label: 'Copy Dataset Reference',
+      execute: args => {
+        const accession = str(args, 'accession');
+        const version = num(args, 'version');
+        if (accession && version) {
+          copyReference(accession, version);
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.viewInNapari, {
+      label: 'View Dataset in napari',
+      execute: async args => {
+        const accession = str(args, 'accession');
+        const version = num(args, 'version');
+        if (!accession || !version) {
+          return;
+        }
+        try {
+          await viewInNapari(client, accession, version, str(args, 'image'));
+        } catch (error) {
+          notifyError('View in napari', error);
+        }
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });
+
+    if (restorer) {
+      restorer.add(panel, 'nanorepo-repository');
+      void restorer.restore(tracker, {
+        command: CommandIDs.openDataset,
+        args: widget => ({ accession: widget.content.accession }),
+        name: widget => widget.content.accession
+      });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,193 @@
+/**
+ * The Repository panel end to end, in a real Chromium against a real JupyterHub with the
+ * nanorepo service (tests/extension/test_ui.py starts them and seeds the repository).
+ *
+ * alice (who owns every seeded dataset) finds a dataset, opens it, filters its images,
+ * opens a thread, replies, edits the reply (and reads its history), resolves the thread,
+ * inserts the code cell for an image, runs it and sees the image's shape. bob, a reader,
+ * must not see the dataset under embargo that nobody granted him: not in results, not in
+ * facet counts, not when he searches for its words or its accession.
+ */
+import * as path from 'path';
+
+import { expect, test } from '@playwright/test';
+
+import { dismissToasts, openLab, openPanel, search, seed } from './lab';
+
+const SHOTS = process.env.NANOREPO_UI_SCREENSHOTS;
+
+test.describe.configure({ mode: 'serial' });
+
+test('alice searches, reads, filters, discusses and opens an image in a notebook', async ({ page }) => {
+  const S = seed();
+  const errors: string[] = [];
+  page.on('pageerror', e => errors.push(String(e)));
+  await openLab(page, 'alice');
+  await dismissToasts(page);
+  await openPanel(page);
+  const panel = page.locator('#nanorepo-repository');
+
+  // everything alice may see: the four seeded datasets, two under embargo
+  await expect(panel.locator('.nr-Result')).toHaveCount(4);
+  await expect(panel.locator(`.nr-Result[data-accession="${S.hidden}"] .nr-Badge-embargo`)).toBeVisible();
+  const embargoed = panel.locator('[data-facet="access"] [data-value="embargoed"] .nr-FacetValue-count');
+  await expect(embargoed).toHaveText('2');
+
+  // full-text search, then a facet
+  await search(page, 'rings');
+  await expect(panel.locator('.nr-Result')).toHaveCount(1);
+  const hit = panel.locator(`.nr-Result[data-accession="${S.images}"]`);
+  await expect(hit).toContainText('Nup96 rings');
+  await expect(hit.locator('img')).toBeVisible();
+  await search(page, '');
+  await panel.locator('[data-facet="technique"] .nr-FacetValue').first().click();
+  await expect(panel.locator('[data-facet="technique"] [aria-pressed="true"]')).toHaveCount(1);
+  await expect(panel.locator('.nr-Result')).toHaveCount(4);
+  if (SHOTS) {
+    await panel.screenshot({ path: path.join(SHOTS, 'lab-panel.png') });
+  }
+
+  // the dataset page, opened from the keyboard
+  await hit.focus();
+  await page.keyboard.press('Enter');
+  const ds = page.locator(`.nr-Dataset[data-accession="${S.images}"]`);
+  await expect(ds).toHaveAttribute('data-state', 'ready');
+  await expect(ds.locator('.nr-Ref')).toHaveText(`${S.images}@v1`);
+  await expect(ds.locator('.nr-CiteText')).toContainText(`Alice`);
+  await expect(ds.locator('.nr-Digest code')).toHaveText(/^[0-9a-f]{64}$/);
+  await expect(ds.locator('.nr-Immutable')).toContainText('Homo sapiens');
+  await expect(ds.locator('.nr-Mutable')).toContainText('CC-BY-4.0');
+  // alice owns it: she edits the keywords with a reason, and the history shows the change
+  await ds.locator('button[aria-label="Edit keywords"]').click();
+  const edit = ds.locator('form.nr-EditField');
+  await edit.locator('input[aria-label="New value"]').fill('nuclear pore, Nup96');
+  await edit.locator('input[aria-label="Reason"]').fill('keywords from the paper');
+  await edit.locator('button:has-text("Save")').click();
+  await expect(edit).toHaveCount(0);
+  await expect(ds.locator('.nr-Mutable dd').filter({ hasText: 'nuclear pore, Nup96' })).toHaveCount(1);
+  await ds.locator('.nr-Mutable button:has-text("History")').click();
+  const history = ds.locator('table.nr-History tbody tr').filter({ hasText: 'keywords from the paper' });
+  await expect(history).toHaveCount(1);
+  await expect(history).toContainText('alice');
+
+  // images: filter on a key/value in the service, virtualised rows
+  await ds.locator('button[data-tab="images"]').click();
+  await expect(ds.locator('.nr-ImagesStatus')).toHaveText(`${S.image_count} images`);
+  await expect(ds.locator('.nr-ImageRow[data-image]')).toHaveCount(S.image_count);
+  await ds.locator('select[aria-label="Filter key"]').selectOption('condition');
+  await ds.locator('input[aria-label="Filter value"]').fill('treated');
+  await ds.locator('button:has-text("Add filter")').click();
+  await expect(ds.locator('.nr-ImagesStatus')).toHaveText(`${S.treated} images match`);
+  await expect(ds.locator('.nr-ImageRow[data-image]')).toHaveCount(S.treated);
+  const rows = ds.locator('.nr-ImageRow[data-image]');
+  for (let i = 0; i < S.treated; i++) {
+    await expect(rows.nth(i)).toContainText('treated');
+  }
+  await expect(rows.first().locator('img')).toBeVisible();
+  if (SHOTS) {
+    // the page down to the last row of the table
+    const area = await page.locator('.nr-DatasetPage').boundingBox();
+    const last = await rows.last().boundingBox();
+    if (!area || !last) {
+      throw new Error('the dataset page is not on screen');
+    }
+    const height = last.y + last.height + 12 - area.y;
+    await page.screenshot({ path: path.join(SHOTS, 'lab-dataset.png'), clip: { ...area, height } });
+  }
+  const image = (await rows.first().getAttribute('data-image')) as string;
+
+  // a thread on the image, a reply, an edit with history, resolved
+  await rows.first().locator('button:has-text("Discuss")').click();
+  const form = ds.locator('form.nr-NewThread');
+  await expect(form.locator('select[aria-label="Thread anchor"]')).toHaveValue(image);
+  await form.locator('input[aria-label="Thread title"]').fill('Is the lower ring complete?');
+  await form.locator('textarea[aria-label="Thread message"]').fill('The lower ring seems to lack a **corner**.');
+  await form.locator('button:has-text("Post thread")').click();
+  const thread = ds.locator('section.nr-Thread');
+  await expect(thread.locator('h3')).toHaveText('Is the lower ring complete?');
+  await expect(thread.locator('.nr-Post').first().locator('strong', { hasText: 'corner' })).toBeVisible();
+  await thread.locator('textarea[aria-label="Reply"]').fill('Seven of eight corners, I count.');
+  await thread.locator('form.nr-Reply button:has-text("Reply")').click();
+  await expect(thread.locator('.nr-Post')).toHaveCount(2);
+  const reply = thread.locator('.nr-Post').nth(1);
+  await expect(reply).toContainText('Seven of eight corners');
+  await reply.locator('button:has-text("Edit")').click();
+  await reply.locator('textarea[aria-label="Edit post"]').fill('Eight of eight corners, on a second look.');
+  await reply.locator('button:has-text("Save")').click();
+  await expect(reply.locator('.nr-PostBody')).toContainText('Eight of eight corners');
+  await expect(reply.locator('.nr-Edited')).toHaveText('(edited)');
+  await reply.locator('.nr-Edited').click();
+  await expect(reply.locator('.nr-PostHistory li')).toHaveCount(2);
+  await expect(reply.locator('.nr-PostHistory')).toContainText('Seven of eight corners');
+  await thread.locator('button:has-text("Resolve")').click();
+  await expect(thread.locator('.nr-ThreadHead .nr-Status-resolved')).toHaveText('resolved');
+  await thread.locator('button[aria-label="Back to the threads"]').click();
+  await ds.locator('.nr-Toggle', { hasText: 'Resolved' }).click();
+  await expect(ds.locator('.nr-ThreadItem')).toHaveCount(1);
+  await expect(ds.locator('.nr-Toggle', { hasText: 'Resolved' })).toHaveText('Resolved (1)');
+
+  // the code cell: inserted into a new notebook, not run until alice runs it
+  await ds.locator('button[data-tab="images"]').click();
+  await ds.locator(`.nr-ImageRow[data-image="${image}"] button:has-text("Notebook")`).click();
+  const nb = page.locator('.jp-NotebookPanel:visible');
+  await expect(nb).toBeVisible();
+  // (found by its text: running it appends an empty cell below)
+  const cell = nb.locator('.jp-CodeCell', { hasText: 'nanorepo.open' });
+  await expect(cell).toHaveCount(1);
+  await expect(cell.locator('.jp-InputArea-editor')).toContainText(`nanorepo.open("${S.images}@v1")`);
+  await expect(cell.locator('.jp-InputArea-editor')).toContainText(`img = ds["${image}"]`);
+  await expect(cell.locator('.jp-OutputArea-output')).toHaveCount(0);
+  await expect(nb.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toBeVisible({
+    timeout: 120_000
+  });
+  await cell.locator('.jp-InputArea-editor').click();
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Shift+Enter');
+  const shape = `(${S.shape.join(', ')})`;
+  await expect(cell.locator('.jp-OutputArea-output').first()).toContainText(shape, { timeout: 120_000 });
+  await expect(cell.locator('.jp-OutputArea-output').first()).toContainText(image);
+
+  // a service error reaches the user as a notification with the service's message
+  await openPanel(page);
+  await search(page, 'nosuchfield:value');
+  await expect(page.locator('.Toastify__toast', { hasText: 'unknown search field' })).toBeVisible();
+
+  expect(errors).toEqual([]);
+});
+
+test('bob does not see the dataset under embargo nobody granted him', async ({ page }, testInfo) => {
+  const S = seed();
+  await openLab(page, 'bob');
+  await dismissToasts(page);
+  await openPanel(page);
+  const panel = page.locator('#nanorepo-repository');
+  // public ones and the one granted to him; never the hidden one
+  await expect(panel.locator('.nr-Result')).toHaveCount(3);
+  await expect(panel.locator(`.nr-Result[data-accession="${S.granted}"] .nr-Badge-embargo`)).toBeVisible();
+  await expect(panel.locator(`.nr-Result[data-accession="${S.hidden}"]`)).toHaveCount(0);
+  const embargoed = panel.locator('[data-facet="access"] [data-value="embargoed"] .nr-FacetValue-count');
+  await expect(embargoed).toHaveText('1');
+  // its words and its accession find nothing
+  await search(page, 'zanzibar');
+  await expect(panel.locator('.nr-ResultsHeader')).toHaveText('No datasets match');
+  await search(page, `accession:${S.hidden}`);
+  await expect(panel.locator('.nr-Result')).toHaveCount(0);
+  // while alice's public dataset is there for him too, with her resolved thread
+  await search(page, 'rings');
+  await panel.locator(`.nr-Result[data-accession="${S.images}"]`).click();
+  const ds = page.locator(`.nr-Dataset[data-accession="${S.images}"]`);
+  await expect(ds).toHaveAttribute('data-state', 'ready');
+  await ds.locator('button[data-tab="threads"]').click();
+  await expect(ds.locator('.nr-Toggle', { hasText: 'Resolved' })).toHaveText('Resolved (1)');
+  await expect(ds.locator('.nr-Mutable button:has-text("Edit")')).toHaveCount(0);
+
+  // the dark theme: Lab's own variables only, so the page follows it (kept with the results)
+  await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Settings$/ }).click();
+  await page.locator('.lm-Menu-itemLabel', { hasText: /^Theme$/ }).click();
+  await page.locator('.lm-Menu-itemLabel', { hasText: /^JupyterLab Dark$/ }).click();
+  await expect(page.locator('body')).toHaveAttribute('data-jp-theme-light', 'false');
+  await expect(page.locator('#jupyterlab-splash')).toHaveCount(0);
+  const background = await ds.evaluate(el => getComputedStyle(el.closest('.nr-DatasetPage') as Element).backgroundColor);
+  expect(background).not.toBe('rgb(255, 255, 255)');
+  await page.screenshot({ path: testInfo.outputPath('dark.png') });
+});
