@@ -492,6 +492,7 @@ def demo_cmd(c: _Ctx, as_json: bool) -> None:
 for _command in COMMANDS + RUN_COMMANDS:  # serve, token, user, grant, ...; run, rerun, runs
     cli.add_command(_command)
 cli.add_command(__import__("nanorepo.cli._up", fromlist=["up_cmd"]).up_cmd)  # nanorepo up
+cli.add_command(__import__("nanorepo.cli._view", fromlist=["view_cmd"]).view_cmd)  # view
 
 
 def main(argv: list[str] | None = None) -> None:
