@@ -186,7 +186,8 @@ def test_uploads_over_the_limit_are_cut_off_with_413(
             headers=seed.headers("erin"),
         )
         assert r.status_code == 413, r.text
-        assert "POST /deposits/staged" in r.json()["detail"]
+        assert "nothing was deposited" in r.json()["detail"]
+        assert "POST /deposits/staged" in r.json()["hint"]
         # chunked, length unknown: cut off while streaming
         boundary = "b0undary"
         head = (
