@@ -304,17 +304,11 @@ def prov_cmd(target: str, fmt: str, dest: Path | None) -> None:
             assert dest is not None
             dest.write_bytes(c.client.run_crate(runs[0].id))
         else:
-            layout = c.repo.layout
-
-            def files(run_id: str, name: str) -> Path | None:
-                rec = next(r for r in runs if r.id == run_id)
-                if name == "notebook.ipynb":
-                    return layout.run_notebook(rec.notebook.sha256)
-                return layout.run_dir(run_id) / name
-
+            store = c.runs
             assert dest is not None
             made = write_crate(lineage_of(runs, lineage.batches, focus=lineage.focus),
-                               dest.with_suffix(""), files=files, zip=True)  # fmt: skip
+                               dest.with_suffix(""), zip=True,
+                               files=lambda rid, name: store.crate_file(runs, rid, name))  # fmt: skip
             made.replace(dest)
         err.print(f"RO-Crate written to {dest}")
         return

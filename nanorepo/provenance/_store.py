@@ -85,15 +85,7 @@ def run_to_record(s: Session, run: Run, principal: Principal | None = None) -> R
         select(RunOutput).where(RunOutput.run_id == run.id).order_by(col(RunOutput.id))
     )
     env = s.get(RunEnvironment, run.environment_sha256) if run.environment_sha256 else None
-    derived = [
-        ds.accession
-        for ds in s.exec(
-            select(DatasetRow)
-            .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
-            .where(RunDerived.run_id == run.id)
-        )
-        if principal is None or visible(s, principal, ds)
-    ]
+    derived = _derived_accessions(s, run.id, principal)
     err = run.error
     return RunRecord(
         id=run.id,
@@ -119,6 +111,16 @@ def run_to_record(s: Session, run: Run, principal: Principal | None = None) -> R
         rerun_of=run.rerun_of,
         derived=tuple(sorted(derived)),
     )
+
+
+def _derived_accessions(s: Session, run_id: str, principal: Principal | None) -> list[str]:
+    """Accessions deposited from ``run_id``'s outputs that ``principal`` may see."""
+    rows = s.exec(
+        select(DatasetRow)
+        .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
+        .where(RunDerived.run_id == run_id)
+    )
+    return [ds.accession for ds in rows if principal is None or visible(s, principal, ds)]
 
 
 def _batch_to_record(s: Session, b: RunBatch) -> BatchRecord:
@@ -593,16 +595,18 @@ class Runs:
         return records, sorted(datasets)
 
     def _derived_of(self, s: Session, run_id: str) -> list[tuple[str, int | None]]:
-        rows = s.exec(
-            select(DatasetRow)
-            .join(RunDerived, col(RunDerived.dataset_id) == col(DatasetRow.id))
-            .where(RunDerived.run_id == run_id)
-        ).all()
-        return [
-            (ds.accession, None)
-            for ds in rows
-            if self.principal is None or visible(s, self.principal, ds)
-        ]
+        return [(a, None) for a in _derived_accessions(s, run_id, self.principal)]
+
+    def crate_file(self, runs: Sequence[RunRecord], run_id: str, name: str) -> Path | None:
+        """Where the stored file behind a crate entry is (``write_crate``'s ``files``): the
+        notebook copy for ``notebook.ipynb``, else the run's output; ``None`` for a run not
+        in ``runs``."""
+        rec = next((r for r in runs if r.id == run_id), None)
+        if rec is None:
+            return None
+        if name == "notebook.ipynb":
+            return self.layout.run_notebook(rec.notebook.sha256)
+        return self.layout.run_dir(rec.id) / check_relpath(name)
 
     def lineage(self, focus: str) -> Lineage:
         """Upstream and downstream of ``focus`` (``ACCESSION[@vN]``, a run id or prefix, or

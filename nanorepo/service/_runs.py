@@ -519,19 +519,11 @@ def run_crate(run_id: str, request: Request, p: CurrentPrincipal) -> Response:
 
     runs = _runs(request, p)
     rec = runs.get(run_id)
-    layout = state_of(request).repo.layout
-
-    def files(rid: str, name: str) -> Path | None:
-        if rid != rec.id:
-            return None
-        if name == "notebook.ipynb":
-            return layout.run_notebook(rec.notebook.sha256)
-        return layout.run_dir(rec.id) / check_relpath(name)
-
     with tempfile.TemporaryDirectory(prefix="nanorepo-crate-") as tmp:
         out = write_crate(
             lineage_of([rec], runs.batches_of([rec])), Path(tmp) / f"run-{rec.id[:12]}",
-            files=files, zip=True, namespace=str(request.base_url).rstrip("/") + "/",
+            files=lambda rid, name: runs.crate_file([rec], rid, name), zip=True,
+            namespace=str(request.base_url).rstrip("/") + "/",
         )  # fmt: skip
         data = out.read_bytes()
     return Response(
