@@ -219,7 +219,13 @@ def sweep(settings: Settings, store: RunStore | None = None) -> list[str]:
 
 def _kernel_manager_class(env: Mapping[str, str]) -> type:
     """A kernel manager that starts the kernel with ``env`` added to its environment
-    (papermill passes no environment through; nbclient takes a manager class)."""
+    (papermill passes no environment through; nbclient takes a manager class).
+
+    An IPython kernel logs only errors: its warnings (such as "running over TCP without
+    encryption", said of every loopback kernel) would reach the terminal of ``nanorepo
+    run`` and, for a run started from a notebook, that notebook's output, where they say
+    nothing about the analysis. What the notebook prints is unaffected.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     extra = dict(env)
@@ -227,6 +233,11 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
     class RunKernelManager(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            if any("ipykernel" in str(a) for a in self.kernel_spec.argv):
+                kw["extra_arguments"] = [
+                    *kw.get("extra_arguments", []),
+                    "--IPKernelApp.log_level=ERROR",
+                ]
             return await super()._async_pre_start_kernel(**kw)
 
     return RunKernelManager

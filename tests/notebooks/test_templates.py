@@ -81,6 +81,12 @@ def test_every_parameter_is_documented(path: Path) -> None:
         names.append(target.id)
     assert "accession" in names
     assert "output_dir" in names
+    # papermill must read every parameter too (else `-p NAME VALUE` warns "unknown parameter"
+    # and the injected value is still used, but `papermill --help-notebook` and
+    # `nanorepo run` cannot show it): its parser is stricter than Python's.
+    import papermill
+
+    assert list(papermill.inspect_notebook(path)) == names, f"{path.name}: papermill misreads"
 
 
 @pytest.mark.slow
