@@ -1,15 +1,18 @@
 /**
  * What the panel does outside itself: notifications, the code cell, the clipboard,
- * napari. Every error from the service is shown as a JupyterLab notification carrying the
+ * napari, a run's notebook opened in Lab. Every error from the service is shown as a JupyterLab notification carrying the
  * service's own message (the full text, with the hint, one click away).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Clipboard, Notification, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 
-import { RepositoryClient } from './api';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { INotebookContent, IRun, RepositoryClient } from './api';
 import { notebookCode, reference } from './models';
 import { RequestError } from './request';
+import { LOCAL_RUNS_DIR, executedNotebook, localNotebookPath, shortId, untrusted } from './runs';
 
 /** Show an error as a notification; `what` says what was being done. */
 export function notifyError(what: string, error: unknown): void {
@@ -127,4 +130,63 @@ export async function viewInNapari(
       }
     ]
   });
+}
+
+/** Copy a command (e.g. `nanorepo rerun RUN`) to the clipboard. */
+export function copyCommand(command: string): void {
+  Clipboard.copyToSystem(command);
+  Notification.success(`Copied: ${command}`, { autoClose: 2500 });
+}
+
+type Contents = JupyterFrontEnd['serviceManager']['contents'];
+
+async function exists(contents: Contents, path: string): Promise<boolean> {
+  try {
+    await contents.get(path, { content: false });
+    return true;
+  } catch (error) {
+    if (error instanceof ServerConnection.ResponseError && error.response.status === 404) {
+      return false;
+    }
+    throw error;
+  }
+}
+
+/**
+ * Open a run's notebook in JupyterLab: the executed one (with the outputs the run
+ * produced) or the notebook as it was run. It is fetched from the service, saved without
+ * trust marks (see {@link untrusted}) under `nanorepo-runs/` in the user's home, never
+ * over an existing file, and opened. Returns the path.
+ */
+export async function openRunNotebook(
+  app: JupyterFrontEnd,
+  client: RepositoryClient,
+  run: IRun,
+  executed: boolean
+): Promise<string> {
+  const output = executed ? executedNotebook(run) : null;
+  if (executed && !output) {
+    throw new Error(`run ${shortId(run.id)} kept no executed notebook; open the notebook as run instead`);
+  }
+  const content = output
+    ? await client.runOutputJSON<INotebookContent>(run.id, output.name)
+    : await client.runNotebook(run.id);
+  const notebook = untrusted(content);
+  const contents = app.serviceManager.contents;
+  if (!(await exists(contents, LOCAL_RUNS_DIR))) {
+    await contents.save(LOCAL_RUNS_DIR, { type: 'directory' });
+  }
+  let path = localNotebookPath(run, executed);
+  for (let attempt = 2; await exists(contents, path); attempt++) {
+    if (attempt > 100) {
+      throw new Error(`too many copies of this notebook in ${LOCAL_RUNS_DIR}/: remove some and try again`);
+    }
+    path = localNotebookPath(run, executed, attempt);
+  }
+  await contents.save(path, { type: 'notebook', format: 'json', content: notebook });
+  await app.commands.execute('docmanager:open', { path });
+  Notification.success(`Saved the ${executed ? 'executed ' : ''}notebook of run ${shortId(run.id)} as ${path}`, {
+    autoClose: 4000
+  });
+  return path;
 }

@@ -183,6 +183,118 @@ export interface INapariLaunch {
   reason: string;
 }
 
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
+
+/** Something a run opened through `nanorepo.open`: a dataset version, an image or a file. */
+export interface IRunInput {
+  kind: 'dataset' | 'image' | 'file';
+  accession: string;
+  version: number;
+  /** version manifest (dataset), image manifest (image) or content (file) digest */
+  sha256: string;
+  /** image or file name; empty for a dataset */
+  name: string;
+  /** citable: `S-NANO1@v2`, `S-NANO1@v2/cell1` */
+  ref: string;
+}
+
+/** A file a run wrote: the executed notebook or a file of its output directory. */
+export interface IRunOutput {
+  name: string;
+  sha256: string;
+  size: number;
+  media_type: string;
+  role: 'output' | 'executed-notebook';
+}
+
+/** Why a run failed, as the kernel reported it. */
+export interface IRunError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  /** index of the failing cell in the executed notebook */
+  cell: number | null;
+}
+
+/** Where a run executed (interpreter, kernel, packages, container image). */
+export interface IRunEnvironment {
+  sha256: string;
+  python: string;
+  implementation: string;
+  platform: string;
+  kernel: { [key: string]: string };
+  packages: { [name: string]: string };
+  packages_sha256: string;
+  image: string | null;
+  host: string;
+}
+
+/** A run's provenance record (`GET /runs/{id}`, `docs/provenance.md`). */
+export interface IRun {
+  id: string;
+  agent: string;
+  status: RunStatus;
+  started: string;
+  ended: string | null;
+  notebook: { name: string; sha256: string; size: number };
+  parameters: { [name: string]: unknown };
+  inputs: IRunInput[];
+  outputs: IRunOutput[];
+  values: { [name: string]: unknown };
+  environment: IRunEnvironment | null;
+  error: IRunError | null;
+  batch: string | null;
+  item: string | null;
+  rerun_of: string | null;
+  /** accessions of datasets deposited from this run's outputs */
+  derived: string[];
+}
+
+export type LineageKind = 'dataset' | 'run' | 'batch' | 'output';
+export type LineageRelation = 'used' | 'wasGeneratedBy' | 'wasDerivedFrom' | 'wasStartedBy';
+
+/**
+ * A node of a lineage graph: `S-NANO1@v1` (dataset version), `run:<id>`, `batch:<id>`,
+ * `output:<run id>/<name>`.
+ */
+export interface ILineageNode {
+  id: string;
+  kind: LineageKind;
+  label: string;
+  attrs: { [key: string]: unknown };
+}
+
+/** `source` → `target`, pointing from what was made to what it was made from (PROV). */
+export interface ILineageEdge {
+  source: string;
+  target: string;
+  relation: LineageRelation;
+}
+
+/** Upstream and downstream of `focus` as the caller may see them, with the run records. */
+export interface ILineage {
+  focus: string;
+  nodes: ILineageNode[];
+  edges: ILineageEdge[];
+  runs: IRun[];
+  batches: Array<{ [key: string]: unknown }>;
+}
+
+/** What the run list asks for: the dataset (or one version of it) read, a status. */
+export interface IRunQuery {
+  /** `ACCESSION` (any version) or `ACCESSION@vN` */
+  dataset: string;
+  status: RunStatus | null;
+}
+
+/** A notebook document as JSON (nbformat 4). */
+export interface INotebookContent {
+  cells: Array<{ [key: string]: unknown }>;
+  metadata: { [key: string]: unknown };
+  nbformat: number;
+  nbformat_minor: number;
+}
+
 function enc(part: string): string {
   return encodeURIComponent(part);
 }
@@ -192,6 +304,26 @@ function query(params: Array<[string, string | number | null | undefined]>): str
     .filter(([, v]) => v !== null && v !== undefined && v !== '')
     .map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
   return parts.length ? `?${parts.join('&')}` : '';
+}
+
+/** Path of a run's RO-Crate (a zip: record, notebook and outputs). */
+export function runCratePath(id: string): string {
+  return `runs/${enc(id)}/crate`;
+}
+
+/** Path of the notebook a run executed (as stored). */
+export function runNotebookPath(id: string): string {
+  return `runs/${enc(id)}/notebook`;
+}
+
+/** Path of a run output; `name` may hold `/` (a file in a subdirectory of the output dir). */
+export function runOutputPath(id: string, name: string): string {
+  return `runs/${enc(id)}/outputs/${name.split('/').map(enc).join('/')}`;
+}
+
+/** Path of a dataset's lineage in another format (`prov-json`, `provn`, `dot`, `svg`). */
+export function lineageExportPath(accession: string, format: 'prov-json' | 'provn' | 'dot' | 'svg'): string {
+  return `datasets/${enc(accession)}/lineage${query([['format', format]])}`;
 }
 
 /** The service's routes the panel uses, typed. */
@@ -350,6 +482,42 @@ export class RepositoryClient {
 
   postHistory(accession: string, threadId: number, postId: number): Promise<IPostRevision[]> {
     return this.get(`datasets/${enc(accession)}/threads/${threadId}/posts/${postId}/history`);
+  }
+
+  /** Runs the user may see that read `q.dataset`, newest first (a run reading any
+   * dataset the user may not see is left out by the service). */
+  runs(q: IRunQuery, cursor: string | null = null, limit = 20): Promise<IPage<IRun>> {
+    const params = query([
+      ['dataset', q.dataset],
+      ['status', q.status],
+      ['cursor', cursor],
+      ['limit', limit]
+    ]);
+    return this.get(`runs${params}`);
+  }
+
+  run(id: string): Promise<IRun> {
+    return this.get(`runs/${enc(id)}`);
+  }
+
+  /** Upstream and downstream of a dataset (`ACCESSION` or `ACCESSION@vN`). */
+  datasetLineage(accession: string): Promise<ILineage> {
+    return this.get(`datasets/${enc(accession)}/lineage`);
+  }
+
+  /** Upstream and downstream of a run. */
+  runLineage(id: string): Promise<ILineage> {
+    return this.get(`runs/${enc(id)}/lineage`);
+  }
+
+  /** The notebook a run executed, exactly as stored (its plan). */
+  runNotebook(id: string): Promise<INotebookContent> {
+    return this.get(`runs/${enc(id)}/notebook`);
+  }
+
+  /** An output of a run, read as JSON (the executed notebook). */
+  runOutputJSON<T>(id: string, name: string): Promise<T> {
+    return this.get(runOutputPath(id, name));
   }
 
   napari(

@@ -1,8 +1,8 @@
 /**
  * A dataset's page in the main area: accession and version switcher, how to cite it,
- * licence and embargo, the actions, and four tabs: the metadata (immutable REMBI sections
+ * licence and embargo, the actions, and five tabs: the metadata (immutable REMBI sections
  * with their digest; mutable metadata with its editor and history), the image table, the
- * threads and the files.
+ * threads, the files and the provenance (runs and lineage, `provenance.tsx`).
  */
 import { Button, HTMLSelect, InputGroup, ReactWidget } from '@jupyterlab/ui-components';
 import * as React from 'react';
@@ -18,17 +18,19 @@ import {
 import { notifyError } from './actions';
 import { ImageTable } from './imagetable';
 import { ImageTableModel, citation, formatBytes, formatValue, reference } from './models';
+import { IProvenanceActions, Provenance } from './provenance';
 import { RequestError } from './request';
 import { Threads } from './threads';
 
-/** What the page's buttons do (provided by the plugin: notebook, clipboard, napari). */
-export interface IDatasetActions {
+/** What the page's buttons do (provided by the plugin: notebook, clipboard, napari, and
+ * the Provenance tab's: open a dataset, open a run's notebook, copy a command). */
+export interface IDatasetActions extends IProvenanceActions {
   openInNotebook: (accession: string, version: number, image: string | null) => void;
   copyReference: (accession: string, version: number) => void;
   viewInNapari: (accession: string, version: number, image: string | null) => void;
 }
 
-type Tab = 'metadata' | 'images' | 'threads' | 'files';
+type Tab = 'metadata' | 'images' | 'threads' | 'files' | 'provenance';
 
 /** How many image names the new-thread form offers (the image table's Discuss reaches any). */
 const MAX_ANCHOR_IMAGES = 200;
@@ -359,7 +361,8 @@ function DatasetView(props: {
     ['metadata', 'Metadata'],
     ['images', `Images (${images ? images.total.toLocaleString() : '…'})`],
     ['threads', `Threads (${openCount} open)`],
-    ['files', 'Files']
+    ['files', 'Files'],
+    ['provenance', 'Provenance']
   ];
   const onTabKey = (event: React.KeyboardEvent, index: number) => {
     const delta = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
@@ -477,6 +480,14 @@ function DatasetView(props: {
           />
         </div>
         {tab === 'files' ? <Files client={client} accession={accession} version={version} /> : null}
+        {tab === 'provenance' ? (
+          <Provenance
+            client={client}
+            accession={accession}
+            versions={detail.versions.map(v => v.version)}
+            actions={actions}
+          />
+        ) : null}
       </div>
     </div>
   );

@@ -9,7 +9,10 @@
  * - `nanorepo:insert-code` (`accession`, `version`, `image`): insert the code cell
  *   opening a dataset (image) into the current notebook, or a new one;
  * - `nanorepo:copy-reference` (`accession`, `version`): copy `ACCESSION@vN`;
- * - `nanorepo:view-in-napari` (`accession`, `version`, `image`).
+ * - `nanorepo:view-in-napari` (`accession`, `version`, `image`);
+ * - `nanorepo:open-run-notebook` (`run`, `executed`): save a run's notebook (executed, or
+ *   as it was run) under `nanorepo-runs/` in the home and open it;
+ * - `nanorepo:copy-rerun` (`run`): copy `nanorepo rerun RUN`.
  */
 import {
   ILayoutRestorer,
@@ -21,10 +24,18 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { RepositoryClient } from './api';
-import { copyReference, insertOpenCell, notifyError, viewInNapari } from './actions';
+import {
+  copyCommand,
+  copyReference,
+  insertOpenCell,
+  notifyError,
+  openRunNotebook,
+  viewInNapari
+} from './actions';
 import { DatasetPage, IDatasetActions } from './dataset';
 import { repositoryIcon } from './icons';
 import { RepositoryPanel } from './panel';
+import { rerunCommand } from './runs';
 
 export { RepositoryClient } from './api';
 export { requestAPI, requestAPIWithMeta, RequestError } from './request';
@@ -36,6 +47,8 @@ export namespace CommandIDs {
   export const insertCode = 'nanorepo:insert-code';
   export const copyReference = 'nanorepo:copy-reference';
   export const viewInNapari = 'nanorepo:view-in-napari';
+  export const openRunNotebook = 'nanorepo:open-run-notebook';
+  export const copyRerun = 'nanorepo:copy-rerun';
 }
 
 const PLUGIN_ID = 'nanorepo:repository';
@@ -92,7 +105,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       },
       viewInNapari: (accession, version, image) => {
         void app.commands.execute(CommandIDs.viewInNapari, { accession, version, image: image ?? '' });
-      }
+      },
+      openDataset: accession => {
+        void app.commands.execute(CommandIDs.openDataset, { accession });
+      },
+      openRunNotebook: (run, executed) => {
+        openRunNotebook(app, client, run, executed).catch(error => notifyError('Open notebook', error));
+      },
+      copyCommand
     };
 
     app.commands.addCommand(CommandIDs.openDataset, {
@@ -180,6 +200,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
           await viewInNapari(client, accession, version, str(args, 'image'));
         } catch (error) {
           notifyError('View in napari', error);
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.openRunNotebook, {
+      label: args => (args.executed === true ? 'Open Executed Notebook of Run' : 'Open Notebook of Run'),
+      caption: "Save a run's notebook under nanorepo-runs/ in your home and open it",
+      execute: async args => {
+        const id = str(args, 'run');
+        if (!id) {
+          return;
+        }
+        try {
+          const run = await client.run(id);
+          return await openRunNotebook(app, client, run, args.executed === true);
+        } catch (error) {
+          notifyError('Open notebook', error);
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.copyRerun, {
+      label: 'Copy Rerun Command',
+      caption: 'Copy `nanorepo rerun RUN` (same notebook, parameters and input versions)',
+      execute: args => {
+        const id = str(args, 'run');
+        if (id) {
+          copyCommand(rerunCommand(id));
         }
       }
     });

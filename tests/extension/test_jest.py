@@ -1,5 +1,6 @@
-"""The extension's jest tests (``extension/src/__tests__``): the request layer and the
-models, against a real Jupyter Server with nanorepo's server extension in front of a real
+"""The extension's jest tests (``extension/src/__tests__``): the request layer, the
+models and the Provenance tab's model (over the runs :func:`record_provenance` records),
+against a real Jupyter Server with nanorepo's server extension in front of a real
 service over a seeded repository (as alice, who owns every seeded dataset).
 
 The forwarder does not touch the catalog, so this runs on SQLite only.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.extension._seed import deposit_image_dataset
+from tests.extension._seed import deposit_image_dataset, record_provenance
 from tests.extension.conftest import EXTENSION
 from tests.jupyter._servers import JUPYTER_TOKEN, jupyter_server
 
@@ -25,6 +26,7 @@ from tests.jupyter._servers import JUPYTER_TOKEN, jupyter_server
 def test_jest(service: Any, tmp_path: Path, jest: list[str]) -> None:
     seed = service.seed
     images = deposit_image_dataset(service.repo, tmp_path / "images")
+    provenance = record_provenance(service.repo, images, seed, tmp_path / "runs")
     env = {
         "NANOREPO_URL": service.url,
         "NANOREPO_TOKEN": seed.tokens["alice"],
@@ -35,7 +37,7 @@ def test_jest(service: Any, tmp_path: Path, jest: list[str]) -> None:
         run_env.update(
             NANOREPO_TEST_JUPYTER_URL=jp.url,
             NANOREPO_TEST_JUPYTER_TOKEN=JUPYTER_TOKEN,
-            NANOREPO_TEST_SEED=json.dumps(images.seed(seed)),
+            NANOREPO_TEST_SEED=json.dumps(images.seed(seed, provenance)),
             CI="true",  # jest: no watch mode, no interactive output
         )
         proc = subprocess.run(
@@ -54,8 +56,8 @@ def test_jest(service: Any, tmp_path: Path, jest: list[str]) -> None:
     assert proc.returncode == 0 and not failed, "\n".join(failed) or proc.stderr[-6000:]
     # both suites ran, every test in them
     suites = {Path(s["name"]).name for s in result["testResults"]}
-    assert suites == {"request.spec.ts", "models.spec.ts"}, suites
-    assert result["numPassedTests"] == result["numTotalTests"] >= 19
+    assert suites == {"request.spec.ts", "models.spec.ts", "provenance.spec.ts"}, suites
+    assert result["numPassedTests"] == result["numTotalTests"] >= 32
 
 
 def test_sources_follow_the_style() -> None:

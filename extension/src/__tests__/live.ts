@@ -9,6 +9,22 @@
  */
 import { ServerConnection } from '@jupyterlab/services';
 
+/** The runs recorded on `images` (tests/extension/_seed.py `record_provenance`). */
+export interface IProvenanceSeed {
+  /** a real `nanorepo.run` of intensity_statistics.ipynb (succeeded) */
+  analysis: string;
+  /** succeeded; its output was deposited as `derived` */
+  smoothing: string;
+  /** failed, with its error */
+  failed: string;
+  /** read `images` and the embargoed `hidden` */
+  comparison: string;
+  /** the dataset deposited from the smoothing run's output */
+  derived: string;
+  /** the smoothing run's output (in a subdirectory) */
+  smoothed: string;
+}
+
 export interface ISeed {
   /** public dataset (one image, one thread) */
   public: string;
@@ -22,6 +38,7 @@ export interface ISeed {
   image_count: number;
   /** number of `images` images with condition=treated */
   treated: number;
+  provenance: IProvenanceSeed;
 }
 
 export interface ILive {

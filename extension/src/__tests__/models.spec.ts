@@ -69,18 +69,24 @@ describe('models against the service', () => {
     model.changed.connect(() => (emitted += 1));
     await model.search();
     expect(emitted).toBeGreaterThanOrEqual(2);
-    expect(model.total).toBe(4); // alice sees all four seeded datasets
+    // alice sees all five seeded datasets (three public, one derived from a run among
+    // them; two under embargo)
+    expect(model.total).toBe(5);
     expect(model.results).toHaveLength(2);
     expect(model.hasNext).toBe(true);
     const access = Object.fromEntries(model.facets.access.map(f => [f.value, f.count]));
-    expect(access).toEqual({ public: 2, embargoed: 2 });
+    expect(access).toEqual({ public: 3, embargoed: 2 });
 
     await model.nextPage();
     expect(model.page).toBe(1);
     expect(model.results).toHaveLength(2);
+    expect(model.hasNext).toBe(true);
+    await model.nextPage();
+    expect(model.page).toBe(2);
+    expect(model.results).toHaveLength(1);
     expect(model.hasNext).toBe(false);
     await model.previousPage();
-    expect(model.page).toBe(0);
+    expect(model.page).toBe(1);
 
     await model.toggleFacet('access', 'embargoed');
     expect(model.query).toBe('access:embargoed');
@@ -88,7 +94,7 @@ describe('models against the service', () => {
     expect(model.results.every(d => d.access === 'embargoed')).toBe(true);
     await model.toggleFacet('access', 'embargoed');
     expect(model.selected).toEqual({});
-    expect(model.total).toBe(4);
+    expect(model.total).toBe(5);
   });
 
   it('keeps the newest query when answers cross', async () => {

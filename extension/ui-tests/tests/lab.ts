@@ -10,6 +10,16 @@
  */
 import { Page, expect } from '@playwright/test';
 
+/** The runs recorded on `images` (tests/extension/_seed.py `record_provenance`). */
+export interface IProvenanceSeed {
+  analysis: string;
+  smoothing: string;
+  failed: string;
+  comparison: string;
+  derived: string;
+  smoothed: string;
+}
+
 export interface ISeed {
   public: string;
   granted: string;
@@ -18,6 +28,7 @@ export interface ISeed {
   image_count: number;
   treated: number;
   shape: number[];
+  provenance: IProvenanceSeed;
 }
 
 export function env(name: string): string {

@@ -4,9 +4,14 @@
  *
  * alice (who owns every seeded dataset) finds a dataset, opens it, filters its images,
  * opens a thread, replies, edits the reply (and reads its history), resolves the thread,
- * inserts the code cell for an image, runs it and sees the image's shape. bob, a reader,
- * must not see the dataset under embargo that nobody granted him: not in results, not in
- * facet counts, not when he searches for its words or its accession.
+ * inserts the code cell for an image, runs it and sees the image's shape. She reads the
+ * dataset's provenance: the runs that read it (a real run of intensity_statistics.ipynb,
+ * a failed one with its error, one that read an embargoed dataset too), their inputs and
+ * outputs, the lineage down to a dataset derived from a run, which she opens to find the
+ * run it came from; she opens a run's executed notebook in Lab. bob, a reader, must not
+ * see the dataset under embargo that nobody granted him: not in results, not in facet
+ * counts, not when he searches for its words or its accession, and not the run that read
+ * it on the public dataset's Provenance tab.
  */
 import * as path from 'path';
 
@@ -27,8 +32,8 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
   await openPanel(page);
   const panel = page.locator('#nanorepo-repository');
 
-  // everything alice may see: the four seeded datasets, two under embargo
-  await expect(panel.locator('.nr-Result')).toHaveCount(4);
+  // everything alice may see: the five seeded datasets, two under embargo
+  await expect(panel.locator('.nr-Result')).toHaveCount(5);
   await expect(panel.locator(`.nr-Result[data-accession="${S.hidden}"] .nr-Badge-embargo`)).toBeVisible();
   const embargoed = panel.locator('[data-facet="access"] [data-value="embargoed"] .nr-FacetValue-count');
   await expect(embargoed).toHaveText('2');
@@ -42,7 +47,7 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
   await search(page, '');
   await panel.locator('[data-facet="technique"] .nr-FacetValue').first().click();
   await expect(panel.locator('[data-facet="technique"] [aria-pressed="true"]')).toHaveCount(1);
-  await expect(panel.locator('.nr-Result')).toHaveCount(4);
+  await expect(panel.locator('.nr-Result')).toHaveCount(5);
   if (SHOTS) {
     await panel.screenshot({ path: path.join(SHOTS, 'lab-panel.png') });
   }
@@ -155,6 +160,92 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
   expect(errors).toEqual([]);
 });
 
+test('alice reads the provenance of a dataset and opens a run in Lab', async ({ page }) => {
+  const S = seed();
+  const P = S.provenance;
+  const errors: string[] = [];
+  page.on('pageerror', e => errors.push(String(e)));
+  await openLab(page, 'alice');
+  await dismissToasts(page);
+  await openPanel(page);
+  await search(page, 'rings');
+  await page.locator(`#nanorepo-repository .nr-Result[data-accession="${S.images}"]`).click();
+  const ds = page.locator(`.nr-Dataset[data-accession="${S.images}"]`);
+  await expect(ds).toHaveAttribute('data-state', 'ready');
+  await ds.locator('button[data-tab="provenance"]').click();
+
+  // the runs that read it, newest first: the real analysis, the comparison with the
+  // embargoed dataset (alice owns that one), the failed run with its error, the smoothing
+  const runs = ds.locator('.nr-Runs[data-list="readers"] > .nr-Run');
+  await expect(runs).toHaveCount(4);
+  const order = await runs.evaluateAll(els => els.map(e => e.getAttribute('data-run')));
+  expect(order).toEqual([P.analysis, P.comparison, P.failed, P.smoothing]);
+  const failed = ds.locator(`.nr-Run[data-run="${P.failed}"]`);
+  await expect(failed).toHaveAttribute('data-status', 'failed');
+  await expect(failed.locator('.nr-RunErrorLine')).toContainText('InvalidInput: level 7 does not exist');
+  await expect(ds.locator(`.nr-Run[data-run="${P.comparison}"] .nr-RunHead`)).toContainText(`${S.hidden}@v1`);
+
+  // the analysis opened: parameters, inputs as ACC@vN, outputs with sizes and digests
+  const analysis = ds.locator(`.nr-Run[data-run="${P.analysis}"]`);
+  await analysis.locator('.nr-RunHead').click();
+  await expect(analysis.locator('.nr-RunHead')).toHaveAttribute('aria-expanded', 'true');
+  const details = analysis.locator('.nr-RunDetails');
+  await expect(details.locator('.nr-RunFacts')).toContainText('intensity_statistics.ipynb');
+  await expect(details.locator('.nr-RunValues[aria-label="Parameters"]')).toContainText(`${S.images}@v1`);
+  await expect(details.locator(`.nr-RunInputs [data-input="${S.images}@v1"]`)).toContainText('img00, img01');
+  const csv = details.locator('tr[data-output="statistics.csv"]');
+  await expect(csv).toContainText(/\d+(\.\d)? (B|kB)/);
+  await expect(csv.locator('code.nr-Sha')).toHaveText(/^[0-9a-f]{12}…$/);
+  await expect(csv.locator('a')).toHaveAttribute('href', new RegExp(`nanorepo/api/runs/${P.analysis}/outputs/statistics\\.csv$`));
+  await expect(details.locator('a', { hasText: 'Download RO-Crate' })).toHaveAttribute('href', new RegExp(`runs/${P.analysis}/crate$`));
+
+  // the lineage: the smoothing run's output is the source of the derived dataset
+  const lineage = ds.locator('.nr-Lineage');
+  const derivedNode = lineage.locator(`.nr-LineageItem[data-node="${P.derived}@v1"]`);
+  await expect(derivedNode).toHaveCount(1);
+  await expect(derivedNode.locator('.nr-LineageRelation').first()).toHaveText('source of');
+  await expect(lineage.locator(`.nr-LineageItem[data-node="output:${P.smoothing}/${P.smoothed}"]`)).toHaveCount(1);
+  if (SHOTS) {
+    // a taller window, scrolled to the top: the page's head, the runs and the lineage
+    await page.setViewportSize({ width: 1366, height: 1280 });
+    await ds.evaluate(el => (el.closest('.nr-DatasetPage') as HTMLElement).scrollTo(0, 0));
+    const area = await page.locator('.nr-DatasetPage:visible').boundingBox();
+    if (!area) {
+      throw new Error('the dataset page is not on screen');
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'lab-provenance.png'), clip: area });
+    await page.setViewportSize({ width: 1366, height: 860 });
+  }
+
+  // the rerun command, on the clipboard
+  await details.locator('button:has-text("Copy rerun command")').click();
+  await expect(page.locator('.Toastify__toast', { hasText: `nanorepo rerun ${P.analysis}` })).toBeVisible();
+
+  // the executed notebook, saved in alice's home and opened in Lab, with its outputs
+  await details.locator('button:has-text("Open executed notebook")').click();
+  const tab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current', {
+    hasText: `${P.analysis.slice(0, 12)}-intensity_statistics-executed.ipynb`
+  });
+  await expect(tab).toHaveCount(1);
+  const nb = page.locator('.jp-NotebookPanel:visible');
+  await expect(nb.locator('.jp-OutputArea-output').first()).toBeVisible();
+  await expect(nb.locator('h1', { hasText: 'Intensity statistics' })).toBeVisible();
+
+  // the derived dataset, opened from the lineage: the run it came from, no reader yet
+  await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: S.images }).click();
+  await derivedNode.locator('button.nr-Ref').first().click();
+  const derived = page.locator(`.nr-Dataset[data-accession="${P.derived}"]`);
+  await expect(derived).toHaveAttribute('data-state', 'ready');
+  await derived.locator('button[data-tab="provenance"]').click();
+  const producer = derived.locator(`.nr-Runs[data-list="producers"] > .nr-Run[data-run="${P.smoothing}"]`);
+  await expect(producer).toHaveCount(1);
+  await expect(producer.locator(`.nr-RunInputs [data-input="${S.images}@v1"]`)).toBeVisible();
+  await expect(producer.locator(`tr[data-output="${P.smoothed}"]`)).toBeVisible();
+  await expect(derived.locator('.nr-RunsEmpty')).toContainText(`nanorepo run NOTEBOOK.ipynb -p accession ${P.derived}@v1`);
+
+  expect(errors).toEqual([]);
+});
+
 test('bob does not see the dataset under embargo nobody granted him', async ({ page }, testInfo) => {
   const S = seed();
   await openLab(page, 'bob');
@@ -162,7 +253,7 @@ test('bob does not see the dataset under embargo nobody granted him', async ({ p
   await openPanel(page);
   const panel = page.locator('#nanorepo-repository');
   // public ones and the one granted to him; never the hidden one
-  await expect(panel.locator('.nr-Result')).toHaveCount(3);
+  await expect(panel.locator('.nr-Result')).toHaveCount(4);
   await expect(panel.locator(`.nr-Result[data-accession="${S.granted}"] .nr-Badge-embargo`)).toBeVisible();
   await expect(panel.locator(`.nr-Result[data-accession="${S.hidden}"]`)).toHaveCount(0);
   const embargoed = panel.locator('[data-facet="access"] [data-value="embargoed"] .nr-FacetValue-count');
@@ -180,6 +271,18 @@ test('bob does not see the dataset under embargo nobody granted him', async ({ p
   await ds.locator('button[data-tab="threads"]').click();
   await expect(ds.locator('.nr-Toggle', { hasText: 'Resolved' })).toHaveText('Resolved (1)');
   await expect(ds.locator('.nr-Mutable button:has-text("Edit")')).toHaveCount(0);
+
+  // provenance: the runs he may see; never the one that read the embargoed dataset
+  const P = S.provenance;
+  await ds.locator('button[data-tab="provenance"]').click();
+  const runs = ds.locator('.nr-Runs[data-list="readers"] > .nr-Run');
+  await expect(runs).toHaveCount(3);
+  await expect(runs.nth(0)).toHaveAttribute('data-run', P.analysis);
+  await expect(ds.locator(`.nr-Run[data-run="${P.comparison}"]`)).toHaveCount(0);
+  const lineage = ds.locator('.nr-Lineage');
+  await expect(lineage.locator(`.nr-LineageItem[data-node="${P.derived}@v1"]`)).toHaveCount(1);
+  await expect(lineage.locator(`.nr-LineageItem[data-node="run:${P.comparison}"]`)).toHaveCount(0);
+  await expect(ds.locator('.nr-Provenance')).not.toContainText(S.hidden);
 
   // the dark theme: Lab's own variables only, so the page follows it (kept with the results)
   await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Settings$/ }).click();
