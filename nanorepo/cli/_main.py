@@ -181,14 +181,15 @@ def deposit_cmd(
     area, nanorepo.Client().deposit_staged).
     """
     until = embargo_until.date() if embargo_until else None
-    if c.remote and derived_from:
-        raise ConfigurationError(
-            "--derived-from is not available through the service yet",
-            hint="deposit on the repository's machine with `nanorepo --local deposit ...`",
-        )
     if c.remote:
         d = c.client.deposit(
-            list(paths), title, metadata, until, supporting=list(supporting), pattern=pattern
+            list(paths),
+            title,
+            metadata,
+            until,
+            supporting=list(supporting),
+            pattern=pattern,
+            derived_from=derived_from,
         )
         if as_json:
             _emit(d)

@@ -331,12 +331,15 @@ class Client(AnnotationMethods, RunMethods):
         *,
         supporting: Iterable[str | os.PathLike[str]] = (),
         pattern: str | None = None,
+        derived_from: str | None = None,
     ) -> Json:
         """Upload local files (up to :attr:`upload_limit` in all) as a new dataset.
 
         Takes what ``nanorepo deposit`` takes: image files, OME-Zarr and plane directories
-        (uploaded file by file), localisation tables, a metadata file (YAML or JSON). Returns
-        the new dataset's summary (``accession``, ``ref``, ...).
+        (uploaded file by file), localisation tables, a metadata file (YAML or JSON), and
+        ``derived_from``, the run whose outputs the files are (checked by digest; the
+        dataset's provenance then points to it). Returns the new dataset's summary
+        (``accession``, ``ref``, ...).
         """
         files: list[tuple[str, str, Path]] = []
         for raw in paths:
@@ -356,6 +359,8 @@ class Client(AnnotationMethods, RunMethods):
             fields.append(("embargo_until", day))
         if pattern:
             fields.append(("pattern", pattern))
+        if derived_from:
+            fields.append(("derived_from", derived_from))
         body = MultipartBody(fields, files)
         if body.file_bytes > self.upload_limit:
             raise InvalidInput(
@@ -379,13 +384,16 @@ class Client(AnnotationMethods, RunMethods):
         *,
         supporting: Sequence[str] = (),
         pattern: str | None = None,
+        derived_from: str | None = None,
     ) -> Json:
         """Deposit files already in your staging area on the server (paths as the server
-        sees them, or relative to your staging area): for datasets too large to upload."""
+        sees them, or relative to your staging area): for datasets too large to upload.
+        ``derived_from`` as for :meth:`deposit`."""
         day = embargo_until.isoformat() if isinstance(embargo_until, date) else embargo_until
         body: Json = {"paths": [str(p) for p in paths], "title": title,
                       "supporting": [str(s) for s in supporting]}  # fmt: skip
-        for k, v in (("metadata", metadata), ("embargo_until", day), ("pattern", pattern)):
+        for k, v in (("metadata", metadata), ("embargo_until", day), ("pattern", pattern),
+                     ("derived_from", derived_from)):  # fmt: skip
             if v is not None:
                 body[k] = str(v)
         out: Json = self._json("POST", "/deposits/staged", json=body, timeout=self._long())

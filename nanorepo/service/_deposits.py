@@ -39,6 +39,7 @@ from starlette.requests import ClientDisconnect
 from nanorepo.deposition import DepositResult
 from nanorepo.errors import InvalidInput, NanorepoError, PathNotAllowed
 from nanorepo.policy import Principal, require
+from nanorepo.provenance import Runs
 from nanorepo.repository import Repository
 from nanorepo.service._app import CurrentPrincipal, DbSession, ServiceState, state_of
 from nanorepo.service._datasets import find_dataset, summary
@@ -61,7 +62,7 @@ MAX_FIELD_BYTES = 64 << 10
 STALE_UPLOAD_S = 24 * 3600
 
 _FILE_FIELDS = {"files", "supporting", "metadata"}
-_TEXT_FIELDS = {"title", "embargo_until", "pattern", "metadata"}
+_TEXT_FIELDS = {"title", "embargo_until", "pattern", "metadata", "derived_from"}
 _METADATA_SUFFIXES = {".json", ".yaml", ".yml"}
 
 
@@ -83,6 +84,11 @@ class StagedDepositIn(BaseModel):
     pattern: str | None = Field(
         None, max_length=500, description="file-name pattern of a folder of TIFF planes"
     )
+    derived_from: str | None = Field(
+        None,
+        max_length=32,
+        description="id (or unique prefix) of the succeeded run whose outputs these files are",
+    )
 
 
 _DEPOSIT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -90,6 +96,7 @@ _DEPOSIT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "deposited; `Location` is the new dataset",
         "headers": {"Location": {"schema": {"type": "string"}}},
     },
+    404: _problem("the run named in `derived_from` does not exist or is not visible to you"),
     409: _problem("these files were deposited already, or the deposit is running"),
 }
 
@@ -106,6 +113,9 @@ _UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": 
         "title": {"type": "string", "minLength": 1, "maxLength": 500},
         "embargo_until": {"type": "string", "description": "YYYY-MM-DD"},
         "pattern": {"type": "string"},
+        "derived_from": {"type": "string", "maxLength": 32,
+                         "description": "id (or unique prefix) of the succeeded run whose "
+                         "outputs these files are"},
     },
 }}}}  # fmt: skip
 
@@ -305,6 +315,14 @@ def _acting_repository(state: ServiceState, p: Principal, **changes: Any) -> Rep
     return state.repo.acting_as(str(p), **changes)
 
 
+def _derived_from(state: ServiceState, p: Principal, run: str | None) -> str | None:
+    """The full id of the run a deposit says it derives from, if ``p`` may see that run
+    (a run ``p`` may not see is "not found", exactly as a missing one); None if none."""
+    if run is None or not run.strip():
+        return None
+    return Runs(state.repo.catalog, state.repo.layout, p).get(run.strip()).id
+
+
 def _parse_embargo(value: str | None) -> date | None:
     if value is None or not value.strip():
         return None
@@ -354,7 +372,8 @@ async def upload_deposit(
     Parts: ``files`` (repeatable; a relative path as file name uploads a directory such
     as an OME-Zarr or a folder of planes), ``supporting`` (repeatable), ``metadata`` (the
     YAML/JSON file ``nanorepo deposit --metadata`` takes), ``title``, ``embargo_until``
-    (YYYY-MM-DD) and ``pattern``. At most 2 GiB in all.
+    (YYYY-MM-DD), ``pattern`` and ``derived_from`` (a run whose outputs the files are:
+    checked by digest before anything is written). At most 2 GiB in all.
     """
     require(s, p, "deposit")
     s.rollback()  # hold no transaction while the upload streams in
@@ -399,6 +418,7 @@ async def upload_deposit(
             raise InvalidInput("no files were uploaded", hint="send each file as a `files` part")
         if not title.strip():
             raise InvalidInput("a title is required", hint="send a `title` field")
+        run_id = _derived_from(state, p, up.fields.get("derived_from"))
         repo = _acting_repository(state, p, allowed_roots=(root.resolve(),))
         try:
             res = await asyncio.to_thread(
@@ -409,6 +429,7 @@ async def upload_deposit(
                 embargo_until=_parse_embargo(up.fields.get("embargo_until")),
                 supporting=up.supporting,
                 pattern=up.fields.get("pattern") or None,
+                derived_from=run_id,
             )
         except NanorepoError as exc:
             _as_uploaded(exc, root, up)
@@ -478,11 +499,12 @@ def staged_deposit(
     if metadata is not None and not metadata.is_file():
         raise InvalidInput(f"metadata file {body.metadata!r} does not exist in your staging area")
     until = _parse_embargo(body.embargo_until)
+    run_id = _derived_from(state, p, body.derived_from)
     s.rollback()  # hold no transaction during the deposit
     # the deposit checks every input again, against the caller's areas only
     repo = _acting_repository(state, p, allowed_roots=areas)
     res = repo.deposit(
         paths, title=body.title, metadata=metadata, embargo_until=until,
-        supporting=supporting, pattern=body.pattern,
+        supporting=supporting, pattern=body.pattern, derived_from=run_id,
     )  # fmt: skip
     return _created(s, p, request, response, res)

@@ -4,6 +4,7 @@ lineage of the input runs through the run to it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,8 +12,11 @@ from click.testing import CliRunner
 
 import nanorepo
 from nanorepo.cli import cli
+from nanorepo.client import Client
 from nanorepo.errors import InvalidInput
+from nanorepo.provenance import Lineage
 from nanorepo.repository import Repository
+from nanorepo.settings import Settings
 from nanorepo.testing._service import _METADATA as SEED_METADATA
 from nanorepo.testing._service import SeededRepository, _tiny_ome_tiff
 
@@ -63,3 +67,65 @@ def test_a_dataset_deposited_from_run_outputs_points_to_the_run(
     assert any(e.relation == "wasDerivedFrom" for e in lineage.edges)
     upstream = sqlite_repo.runs.lineage(derived)  # and back from the derived dataset
     assert rec.id in {r.id for r in upstream.runs}
+
+
+def test_a_dataset_uploaded_from_a_remote_runs_outputs_points_to_the_run(
+    service: Any, notebook, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """On a user server (NANOREPO_URL + token) the run is recorded by the service and its
+    outputs uploaded as a derived dataset; the service checks the run is one the depositor
+    may see and that every file is one of its outputs, before anything is written."""
+    seed = service.seed
+    remote = {"NANOREPO_URL": service.url, "NANOREPO_TOKEN": seed.tokens["alice"]}
+    settings = Settings.from_env(tmp_path / "alice", env=remote)
+    nb = notebook(BODY, accession=seed.public, output_dir="x")
+    out = tmp_path / "out"
+    rec = nanorepo.run(nb, output_dir=out, settings=settings)
+    assert rec.status == "succeeded", rec.error
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(yaml.safe_dump(SEED_METADATA))
+    with (
+        Client(service.url, token=seed.tokens["alice"]) as alice,
+        Client(service.url, token=seed.tokens["erin"]) as erin,
+    ):
+        before = {d["accession"] for d in alice.datasets()}
+
+        # a file the run did not write: refused, named as uploaded, nothing deposited
+        stranger = tmp_path / "stranger.ome.tif"
+        _tiny_ome_tiff(stranger, 99)
+        with pytest.raises(InvalidInput, match=r"stranger\.ome\.tif is not an output of run") as e:
+            alice.deposit([stranger], "Not derived", meta, derived_from=rec.id)
+        assert str(tmp_path) not in str(e.value)
+        # a run the depositor may not see is "not found", exactly like a missing one
+        hidden = nanorepo.run(
+            notebook(BODY, name="hidden.ipynb", accession=seed.granted, output_dir="x"),
+            output_dir=tmp_path / "bob-out",
+            settings=Settings.from_env(
+                tmp_path / "bob", env={**remote, "NANOREPO_TOKEN": seed.tokens["bob"]}
+            ),
+        )
+        assert hidden.status == "succeeded", hidden.error
+        answers = []
+        for run_id in (hidden.id, "0" * 32):
+            with pytest.raises(LookupError) as missing:  # a 404
+                erin.deposit(
+                    [tmp_path / "bob-out" / "smoothed.ome.tif"], "Bob's", meta, derived_from=run_id
+                )
+            answers.append(str(missing.value).replace(run_id, "RUN"))
+        assert answers[0] == answers[1] and seed.granted not in answers[0]
+        assert {d["accession"] for d in alice.datasets()} == before
+
+        # the run's output, through the CLI as on a user server: linked to the run
+        r = CliRunner().invoke(
+            cli,
+            ["deposit", str(out / "smoothed.ome.tif"), "--title", "Smoothed pores", "--metadata",
+             str(meta), "--derived-from", rec.id[:12]],
+            env={**cli_env, "NANOREPO_HOME": str(tmp_path / "alice"), **remote},
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        derived = r.output.strip().splitlines()[-1]
+        assert derived not in before
+        assert alice.run_record(rec.id).derived == (derived,)
+        lineage = alice.lineage(derived)
+        assert isinstance(lineage, Lineage)
+        assert rec.id in {r.id for r in lineage.runs}
