@@ -233,7 +233,8 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
     class RunKernelManager(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = {**(kw.get("env") or os.environ), **extra}
-            if any("ipykernel" in str(a) for a in self.kernel_spec.argv):
+            spec = self.kernel_spec
+            if spec is not None and any("ipykernel" in str(a) for a in spec.argv):
                 kw["extra_arguments"] = [
                     *kw.get("extra_arguments", []),
                     "--IPKernelApp.log_level=ERROR",
