@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Group",
     "GroupMember",
     "Image",
+    "ImageKeyValue",
     "MutableRevision",
     "Post",
     "PostRevision",
@@ -162,6 +163,42 @@ class Image(SQLModel, table=True):
     technique: str = Field(default="", max_length=64)
     manifest_digest: str = Field(max_length=64)
     size_bytes: int = 0
+
+
+class ImageKeyValue(SQLModel, table=True):
+    """One pair of an image's file-level key/value metadata, as an indexed row.
+
+    A side table derived from :attr:`Image.key_values`, which stays the source of truth
+    (the API returns it): the image table filters and sorts on these rows through indexes
+    instead of reading every image's JSON. Database triggers (migration 0005) write the
+    rows in the same statement that writes the image, on SQLite and PostgreSQL alike, so
+    every way an image row is written (a deposit, a bulk insert) keeps them in step;
+    deleting an image deletes its rows (``ON DELETE CASCADE``).
+
+    ``value`` is the text the JSON functions return for the key (``json_extract`` on
+    SQLite, ``->>`` on PostgreSQL; SQL NULL for a JSON ``null``) and ``value_lower`` is the
+    database's own ``lower()`` of it, the form a ``KEY:VALUE`` filter compares: ``lower()``
+    is ASCII-only on SQLite and Unicode-aware on PostgreSQL, so computing it in Python would
+    match differently from the JSON filter it replaces. ``version_id`` repeats the image's,
+    so a filter is one index range per key: ``(version_id, key, value_lower)``. On SQLite
+    the table is ``WITHOUT ROWID``, clustered by ``(image_id, key)``, so the sort value of
+    an image is one lookup that reads no other page.
+    """
+
+    __tablename__ = "image_key_value"
+    __table_args__ = (
+        Index("ix_image_key_value_match", "version_id", "key", "value_lower", "image_id"),
+        {"sqlite_with_rowid": False},
+    )
+    image_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("image.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    key: str = Field(sa_column=Column(Text, primary_key=True, nullable=False))
+    version_id: int = Field(foreign_key="version.id")
+    value: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    value_lower: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class File(SQLModel, table=True):

@@ -5,10 +5,13 @@ embargoed dataset the caller may not see answers exactly like one that does not 
 every one of them (lists, details, thumbnails, downloads).
 
 The image table of a version can hold 100,000 images. Filtering on file-level key/value
-metadata and sorting by a key run in the database on the JSON column (``json_extract`` on
-SQLite, ``->>`` on PostgreSQL, both through SQLAlchemy's JSON indexing); pages are keyset
-cursors, never offsets, and the total is counted once, on the first page, and carried in the
-cursor: a published version never changes, so the count stays true.
+metadata and sorting by a key run in the database on the indexed side table
+``image_key_value`` (one row per image and key, kept in step with the ``key_values`` JSON
+column by triggers; see :class:`~nanorepo.catalog.models.ImageKeyValue`): a filter is an
+index range per key, not a JSON function over every image of the version. The JSON column
+stays what the API returns. Pages are keyset cursors, never offsets, and the total is
+counted once, on the first page, and carried in the cursor: a published version never
+changes, so the count stays true.
 
 Thumbnails are rendered from the lowest pyramid level (a few hundred kB of I/O whatever the
 image size) and cached on disk under ``home/cache/thumbnails`` by the digest of the image's
@@ -31,11 +34,12 @@ from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import ColumnElement, and_, func, or_, tuple_
+from sqlalchemy import ColumnElement, and_, func, intersect, tuple_
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from nanorepo.catalog.models import Dataset, File, Image, Version
+from nanorepo.catalog.models import Dataset, File, Image, ImageKeyValue, Version
 from nanorepo.errors import ImageNotFound, InvalidInput
 from nanorepo.repository import Repository
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
@@ -119,9 +123,27 @@ def file_info(accession: str, number: int, f: File) -> FileInfo:
 # -- the image table ------------------------------------------------------------------
 
 
-def _kv(key: str) -> ColumnElement[Any]:
-    """The text value of ``key`` in an image's key/value metadata (NULL when absent)."""
-    return col(Image.key_values)[key].as_string()
+def _matching(version_id: int | None, filters: dict[str, list[str]]) -> ColumnElement[bool]:
+    """Images of the version that match every key's filter (one of its values, compared
+    case-insensitively).
+
+    Each key is an index range on ``(version_id, key, value_lower)`` per value, read from
+    the index alone; several keys are intersected there too, so only the images that match
+    them all are looked up, whichever key is the broadest. ``lower()`` of the given values
+    is the database's, the same function that filled ``value_lower``.
+    """
+    sets = []
+    for key, values in filters.items():
+        kv = aliased(ImageKeyValue)
+        sets.append(
+            select(kv.image_id).where(
+                kv.version_id == version_id,
+                kv.key == key,
+                col(kv.value_lower).in_([func.lower(v) for v in values]),
+            )
+        )
+    ids = sets[0] if len(sets) == 1 else intersect(*sets)
+    return col(Image.id).in_(ids)
 
 
 def _plain(value: str, what: str) -> str:
@@ -216,13 +238,19 @@ def list_images(
             hint="pass `next` with the same parameters as the page it came from, or omit it",
         )
 
-    conds: list[ColumnElement[bool]] = [col(Image.version_id) == v.id]
-    for k, values in filters.items():
-        conds.append(or_(*(func.lower(_kv(k)) == func.lower(val) for val in values)))
+    # With filters, the side table's index names the version's matching images and each is
+    # one primary-key lookup; a condition on image.version_id besides (redundant: the
+    # filters hold the version) would make SQLite walk every image of the version instead.
+    conds: list[ColumnElement[bool]] = [
+        _matching(v.id, filters) if filters else col(Image.version_id) == v.id
+    ]
     if q:
         conds.append(col(Image.name).icontains(_plain(q, "q"), autoescape=True))
     name_col: ColumnElement[Any] = col(Image.name)  # type: ignore[assignment]
-    sort_expr: ColumnElement[Any] = func.coalesce(_kv(sort), "") if by_key else name_col
+    # An image without the sort key sorts as "" (the key's row is absent, or its JSON
+    # value is null): one primary-key lookup per matching image.
+    by = aliased(ImageKeyValue)
+    sort_expr: ColumnElement[Any] = func.coalesce(by.value, "") if by_key else name_col
     page_conds = list(conds)
     if key is not None:
         after = (
@@ -240,7 +268,10 @@ def list_images(
     cols = [col(Image.id).label("id"), sort_expr.label("sv"), name_col.label("name")]
     if window:
         cols.append(func.count().over().label("n"))
-    page = select(*cols).where(*page_conds).order_by(*order_by).limit(limit + 1).subquery()
+    ranked = select(*cols)
+    if by_key:
+        ranked = ranked.outerjoin(by, and_(col(by.image_id) == col(Image.id), col(by.key) == sort))
+    page = ranked.where(*page_conds).order_by(*order_by).limit(limit + 1).subquery()
     outer = [page.c.sv.desc(), page.c.name.desc()] if desc else [page.c.sv, page.c.name]
     head = s.connection().execute(sa_select(page).order_by(*outer)).all()
     if key is not None:
