@@ -248,6 +248,19 @@ def build_record(
             **dict(im.get("key_values") or {}),
             **{str(k): str(v) for k, v in kv.items()},
         }
+        for k, v in facts["key_values"].items():
+            # A NUL cannot be stored as text (PostgreSQL refuses it) nor filtered on; it is
+            # usually C-string padding that instrument software left in a TIFF tag.
+            if "\x00" in k:
+                problems.append(
+                    f"image {name}: a key/value key {k[:60]!r} contains a NUL character; "
+                    "fix the file's metadata (a NUL usually is padding left by the software)"
+                )
+            elif "\x00" in v:
+                problems.append(
+                    f"image {name}: key/value {k[:60]!r} = {v[:60]!r} contains a NUL character; "
+                    f"give its value in images.{name}.key_values of the metadata file"
+                )
         merged[name] = facts
 
     if problems:

@@ -199,6 +199,16 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(
     )  # fmt: skip
     assert "metadata problems" in msg  # all at once
 
+    # A NUL in a key/value (C-string padding from instrument software) cannot be stored
+    nul_meta = inputs / "nul.yaml"
+    nul_meta.write_text(
+        metadata_file.read_text() + 'images: {good2: {key_values: {note: "pad\\0"}}}\n'
+    )
+    _assert_refused(
+        cli_env, ["deposit", str(good), "--title", "T", "--metadata", str(nul_meta)],
+        ["nul.yaml", "good2", "note", "NUL", "images.good2.key_values"],
+    )  # fmt: skip
+
     # Damage inside compressed pixel data is found only while converting: still refused,
     # still nothing changed (the reserved accession is released).
     damaged = inputs / "damaged.ome.tif"
