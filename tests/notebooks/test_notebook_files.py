@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from tests.notebooks.conftest import NOTEBOOKS
+from tests.notebooks.refresh_outputs import MAX_IMAGE
 
 TRAINING = sorted((NOTEBOOKS / "training").glob("*.ipynb"))
 ANALYSES = sorted((NOTEBOOKS / "analyses").glob("*.ipynb"))
@@ -52,8 +53,8 @@ def test_committed_notebook_is_clean(path: Path) -> None:
                 )
                 assert output.get("name", "stdout") == "stdout", f"{path.name}: stderr output"
                 assert set(output.get("data", {})) <= _KINDS, f"{path.name}: {output.data.keys()}"
-                assert len(output.get("data", {}).get("image/png", "")) <= 100_000, (
-                    f"{path.name}: a figure over 100 kB"
+                assert len(output.get("data", {}).get("image/png", "")) <= MAX_IMAGE, (
+                    f"{path.name}: a figure over {MAX_IMAGE // 1000} kB"
                 )
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     last = nb.cells[-1]
