@@ -13,9 +13,10 @@ stays what the API returns. Pages are keyset cursors, never offsets, and the tot
 counted once, on the first page, and carried in the cursor: a published version never
 changes, so the count stays true.
 
-Thumbnails are rendered from the lowest pyramid level (a few hundred kB of I/O whatever the
-image size) and cached on disk under ``home/cache/thumbnails`` by the digest of the image's
-manifest, so a cached thumbnail can never show other pixels than the image it names.
+Thumbnails are rendered by :func:`nanorepo.ome.thumbnail` (maximum over z, channel colours
+and stored contrast windows) from the coarsest pyramid level of at least the requested size
+and 128 px, a few hundred kB of I/O whatever the image size, and cached on disk under
+``home/cache/thumbnails`` by the digest of the image's manifest, so a cached thumbnail can never show other pixels than the image it names.
 Downloads are ``attachment`` only: deposited bytes must never render in the service's origin.
 """
 
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import ColumnElement, and_, func, intersect, tuple_
 from sqlalchemy import select as sa_select
@@ -63,7 +63,7 @@ router = APIRouter()
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Bumped when thumbnail rendering changes, so cached PNGs of the old rendering are not used.
-RENDERING = "r1"
+RENDERING = "r2"
 #: Thumbnails rendered at the same time (each reads and decodes the lowest level).
 _RENDER_SLOTS = threading.BoundedSemaphore(2)
 #: What a key/value key may contain to be filtered or sorted on.
@@ -337,35 +337,6 @@ def get_image(
 # -- thumbnails -------------------------------------------------------------------------
 
 
-def _resample(a: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """``a`` resized to ``n`` along ``axis``: area mean when shrinking, nearest when growing
-    (no invented detail in a microscopy image)."""
-    m = a.shape[axis]
-    if n == m:
-        return a
-    if n > m:
-        return np.take(a, ((np.arange(n) + 0.5) * m / n).astype(np.intp), axis=axis)
-    starts = np.arange(n) * m // n
-    sums = np.add.reduceat(a.astype(np.float32), starts, axis=axis)
-    counts = np.diff(np.append(starts, m)).astype(np.float32)
-    shape = [1] * a.ndim
-    shape[axis] = n
-    return sums / counts.reshape(shape)
-
-
-def fit(rgb: np.ndarray, size: int) -> np.ndarray:
-    """``rgb`` (y, x, 3) scaled so that its longer side is ``size`` pixels.
-
-    Plain numpy (area mean down, nearest up): the lowest pyramid level is at most 512 px a
-    side, so this costs a few milliseconds and needs no imaging library beyond imagecodecs,
-    which encodes the PNG.
-    """
-    h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    out = _resample(_resample(rgb, max(1, round(h * scale)), 0), max(1, round(w * scale)), 1)
-    return np.clip(np.asarray(out, dtype=np.float32) + 0.5, 0, 255).astype(np.uint8)
-
-
 def thumbnail_png(repo: Repository, ds: Dataset, im: Image, size: int) -> bytes:
     """The PNG thumbnail of ``im`` at ``size``, from the disk cache or rendered now."""
     from nanorepo.ome import OmeZarrImage, png_bytes, thumbnail
@@ -380,7 +351,7 @@ def thumbnail_png(repo: Repository, ds: Dataset, im: Image, size: int) -> bytes:
         if path.exists():  # rendered by another request meanwhile
             return path.read_bytes()
         image_dir = Layout.resolve(repo.layout.dataset_dir(ds.accession, ds.access), im.path)
-        png = png_bytes(fit(thumbnail(OmeZarrImage.open(image_dir)), size))
+        png = png_bytes(thumbnail(OmeZarrImage.open(image_dir), size))
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
         tmp.write_bytes(png)
@@ -406,7 +377,8 @@ def get_thumbnail(
     p: CurrentPrincipal,
     size: Annotated[int, Query(ge=32, le=1024, description="longer side in pixels")] = 256,
 ) -> Response:
-    """A PNG of the image's lowest pyramid level in its channel colours (middle z, first t)."""
+    """A PNG of the image in its channel colours and stored contrast windows (maximum over z,
+    first t), from the coarsest pyramid level of at least `size` and 128 px."""
     ds, v = version_row(s, p, accession, version)
     im = _image(s, ds, v, name)
     tag = etag("thumbnail", im.manifest_digest, size, RENDERING)

@@ -19,7 +19,6 @@ from sqlmodel import col, select
 
 from nanorepo.catalog.models import Dataset, Image, Version
 from nanorepo.ome import OmeZarrImage, thumbnail
-from nanorepo.service._images import fit
 
 #: Well-formed, as long as the seeded accessions, never deposited.
 MISSING = "S-NANO9"
@@ -337,7 +336,7 @@ def test_thumbnails(service: Any) -> None:
             assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
             rgb = imagecodecs.png_decode(r.content)
             assert rgb.shape == shape  # the longer side (y: 64 px) is `size`
-            expected = fit(thumbnail(OmeZarrImage.open(image_dir)), shape[0])
+            expected = thumbnail(OmeZarrImage.open(image_dir), shape[0])
             assert np.array_equal(rgb, expected)
             assert rgb[..., 0].mean() > 10 and rgb[..., 1].mean() > 10  # magenta + green
             cached = list((service.repo.settings.home / "cache" / "thumbnails").glob(
