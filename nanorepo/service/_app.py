@@ -194,5 +194,8 @@ def create_app(
         app.include_router(router, prefix=prefix, responses=COMMON_RESPONSES)
     if hub is not None:
         hub.install(app)
+    from nanorepo.service._landing import install_landing
+
+    install_landing(app, prefix)
     app.add_middleware(SecurityHeaders, cors_origins=settings.cors_origins)
     return app
