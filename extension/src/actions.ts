@@ -36,13 +36,15 @@ export function notifyError(what: string, error: unknown): void {
   });
 }
 
-/** Where "Open in notebook" puts the code: the current notebook, or a new one. */
+/** Where "Open in notebook" puts the code: the notebook in the active tab, or a new
+ * notebook when the active tab is something else (a dataset page, a terminal): code never
+ * lands in a notebook the user is not looking at. */
 async function targetNotebook(
   app: JupyterFrontEnd,
   tracker: INotebookTracker | null
 ): Promise<NotebookPanel> {
   const current = tracker?.currentWidget;
-  if (current && !current.isDisposed) {
+  if (current && !current.isDisposed && app.shell.currentWidget === current) {
     return current;
   }
   const created = (await app.commands.execute('notebook:create-new', {

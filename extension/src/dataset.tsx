@@ -15,6 +15,7 @@ import {
   ISealedMetadata,
   RepositoryClient
 } from './api';
+import { Immutable } from './metadata';
 import { notifyError } from './actions';
 import { ImageTable } from './imagetable';
 import { ImageTableModel, citation, formatBytes, formatValue, reference } from './models';
@@ -34,49 +35,6 @@ type Tab = 'metadata' | 'images' | 'threads' | 'files' | 'provenance';
 
 /** How many image names the new-thread form offers (the image table's Discuss reaches any). */
 const MAX_ANCHOR_IMAGES = 200;
-
-function Section(props: { title: string; value: unknown }): JSX.Element {
-  const { value } = props;
-  const entries =
-    value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.entries(value as { [key: string]: unknown })
-      : [['value', value] as [string, unknown]];
-  return (
-    <section className="nr-MetaSection" aria-label={props.title}>
-      <h4>{props.title.replace(/_/g, ' ')}</h4>
-      <dl>
-        {entries.map(([k, v]) => (
-          <React.Fragment key={k}>
-            <dt>{k.replace(/_/g, ' ')}</dt>
-            <dd>{formatValue(v)}</dd>
-          </React.Fragment>
-        ))}
-      </dl>
-    </section>
-  );
-}
-
-function Immutable(props: { metadata: ISealedMetadata | null }): JSX.Element {
-  const { metadata } = props;
-  if (!metadata) {
-    return <div className="nr-Loading">Loading metadata…</div>;
-  }
-  return (
-    <div className="nr-Immutable">
-      <h3>
-        Immutable metadata <span className="nr-Badge">sealed · read-only</span>
-      </h3>
-      <p className="nr-Digest" title="SHA-256 of the sealed metadata, checked by the service">
-        sha256:<code>{metadata.sha256}</code>
-      </p>
-      {Object.entries(metadata.metadata)
-        .filter(([k]) => k !== 'images')
-        .map(([k, v]) => (
-          <Section key={k} title={k} value={v} />
-        ))}
-    </div>
-  );
-}
 
 function History(props: { items: IRevision[] }): JSX.Element {
   return (
@@ -427,6 +385,15 @@ function DatasetView(props: {
           ) : null}
         </div>
       </header>
+      {version < detail.latest_version ? (
+        <div className="nr-NewerVersion" role="status" data-latest={detail.latest_version}>
+          A newer version exists: <strong>{reference(accession, detail.latest_version)}</strong>.
+          You are reading v{version}.{' '}
+          <Button small onClick={() => setVersion(detail.latest_version)}>
+            Show v{detail.latest_version}
+          </Button>
+        </div>
+      ) : null}
       <div className="nr-Tabs" role="tablist" aria-label="Dataset sections">
         {tabs.map(([id, label], index) => (
           <button

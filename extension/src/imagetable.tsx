@@ -1,5 +1,6 @@
 /**
- * The image table of a dataset version: thumbnails, shape, technique and the file-level
+ * The image table of a dataset version: thumbnails, axes, shape, pixel size per axis (nm),
+ * channels with their colours, dtype, technique and the file-level
  * key/value columns; filters and sort run in the service. Only the rows in view (plus a
  * margin) are in the DOM, each of a fixed height, so 100,000 rows scroll like 100; the
  * rows' pages are fetched as the view nears them.
@@ -9,6 +10,7 @@ import * as React from 'react';
 
 import { IImageInfo, RepositoryClient } from './api';
 import { notifyError } from './actions';
+import { channelsOf, pixelSizes } from './metadata';
 import { ImageTableModel, formatBytes } from './models';
 
 /** Height of one row in pixels (CSS `.nr-ImageRow` uses the same). */
@@ -138,8 +140,25 @@ function Row(props: {
       <span role="cell" className="nr-Col-name" title={image.name}>
         {image.name}
       </span>
-      <span role="cell" className="nr-Col-shape" title={image.dims.join(' × ')}>
+      <span role="cell" className="nr-Col-axes">
+        {image.dims.join(' ')}
+      </span>
+      <span role="cell" className="nr-Col-shape" title={image.dims.map((d, i) => `${d} ${image.shape[i]}`).join(', ')}>
         {image.shape.join(' × ')}
+      </span>
+      <span role="cell" className="nr-Col-pixel" title="pixel size per axis in nanometres">
+        {pixelSizes(image)}
+      </span>
+      <span role="cell" className="nr-Col-channels">
+        {channelsOf(image).map((c, i) => (
+          <span className="nr-Channel" key={i} title={c.color ? `${c.name} (${c.color})` : c.name}>
+            <span className="nr-Swatch" style={{ background: c.color ?? 'transparent' }} aria-hidden="true" />
+            {c.name}
+          </span>
+        ))}
+      </span>
+      <span role="cell" className="nr-Col-dtype">
+        {image.dtype}
       </span>
       <span role="cell" className="nr-Col-technique">
         {image.technique}
@@ -196,7 +215,7 @@ function Table(props: {
       <Row key={i} image={model.row(i)} index={i} columns={columns} client={client} actions={actions} />
     );
   }
-  const template = `64px minmax(8em, 2fr) minmax(7em, 1fr) 6em 6em ${columns
+  const template = `64px minmax(8em, 2fr) 4em minmax(7em, 1fr) minmax(7em, 1fr) minmax(9em, 2fr) 4.5em 6em 6em ${columns
     .map(() => 'minmax(6em, 1fr)')
     .join(' ')} 16em`;
   return (
@@ -210,7 +229,11 @@ function Table(props: {
       <div className="nr-ImageRow nr-ImageHeader" role="row" aria-rowindex={1}>
         <span role="columnheader" />
         <span role="columnheader">name</span>
+        <span role="columnheader">axes</span>
         <span role="columnheader">shape</span>
+        <span role="columnheader">pixel size (nm)</span>
+        <span role="columnheader">channels</span>
+        <span role="columnheader">dtype</span>
         <span role="columnheader">technique</span>
         <span role="columnheader">size</span>
         {columns.map(c => (

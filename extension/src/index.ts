@@ -13,6 +13,8 @@
  * - `nanorepo:open-run-notebook` (`run`, `executed`): save a run's notebook (executed, or
  *   as it was run) under `nanorepo-runs/` in the home and open it;
  * - `nanorepo:copy-rerun` (`run`): copy `nanorepo rerun RUN`.
+ *
+ * Lab opened as `lab?nanorepo-dataset=ACC` shows the panel and opens that dataset's page.
  */
 import {
   ILayoutRestorer,
@@ -52,6 +54,20 @@ export namespace CommandIDs {
 }
 
 const PLUGIN_ID = 'nanorepo:repository';
+
+/** The URL parameter that opens a dataset's page when Lab starts. */
+export const DATASET_PARAM = 'nanorepo-dataset';
+
+/** The accession asked for by `?nanorepo-dataset=ACC` in `url`, if it looks like one. */
+export function datasetFromUrl(url: string): string | null {
+  let value: string | null = null;
+  try {
+    value = new URL(url).searchParams.get(DATASET_PARAM);
+  } catch {
+    return null;
+  }
+  return value && /^[A-Za-z][A-Za-z0-9-]{0,31}$/.test(value) ? value : null;
+}
 
 interface ISettings {
   pageSize: number;
@@ -233,6 +249,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });
+
+    // `lab?nanorepo-dataset=ACC` (the service's landing page links there through
+    // /hub/user-redirect/): show the panel and open the dataset's page
+    const requested = datasetFromUrl(window.location.href);
+    if (requested) {
+      void app.restored.then(() => {
+        app.shell.activateById(panel.id);
+        void app.commands.execute(CommandIDs.openDataset, { accession: requested });
+      });
+    }
 
     if (restorer) {
       restorer.add(panel, 'nanorepo-repository');

@@ -56,7 +56,12 @@ def test_jest(service: Any, tmp_path: Path, jest: list[str]) -> None:
     assert proc.returncode == 0 and not failed, "\n".join(failed) or proc.stderr[-6000:]
     # both suites ran, every test in them
     suites = {Path(s["name"]).name for s in result["testResults"]}
-    assert suites == {"request.spec.ts", "models.spec.ts", "provenance.spec.ts"}, suites
+    assert suites == {
+        "request.spec.ts",
+        "models.spec.ts",
+        "provenance.spec.ts",
+        "metadata.spec.ts",
+    }, suites
     assert result["numPassedTests"] == result["numTotalTests"] >= 32
 
 
