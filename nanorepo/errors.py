@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AuthenticationRequired",
+    "Busy",
     "ConfigurationError",
     "Conflict",
     "DatasetNotFound",
@@ -140,3 +141,8 @@ class IntegrityError(NanorepoError, RuntimeError):
 
 class ConfigurationError(NanorepoError, RuntimeError):
     """The environment or settings are inconsistent."""
+
+
+class Busy(NanorepoError, RuntimeError):
+    """The service has no capacity for this now (every worker of a bounded pool is busy);
+    trying again later works."""

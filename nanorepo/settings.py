@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nanorepo.errors import ConfigurationError
+
 __all__ = ["Settings"]
 
 
@@ -18,6 +20,23 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer setting within ``[low, high]``; a clear error for anything else."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a whole number from {low} to {high}",
+            hint=f"unset it for the default ({default}) or give a number in that range",
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,19 @@ class Settings:
     allow_remote_images:
         Whether annotation Markdown may embed remote (https) images
         (``NANOREPO_ALLOW_REMOTE_IMAGES``, default off: they leak readers' addresses).
+    public_url:
+        The address the service is reached at from outside (``NANOREPO_PUBLIC_URL``, e.g.
+        ``https://hub.example.org/services/nanorepo``): the base of identifiers in exports
+        (W3C annotations, PROV, RO-Crate). Never taken from a request's ``Host`` header,
+        which the caller chooses; unset, exports use ``urn:nanorepo:`` identifiers.
+    max_body_bytes:
+        Largest request body of any route but the streamed uploads, in bytes
+        (``NANOREPO_MAX_BODY_BYTES``, default 4 MiB); larger bodies get 413 while they
+        stream in, before they are buffered.
+    hub_cache_s:
+        How long a hub's answer about a token (owner, groups, admin) is reused, in seconds
+        (``NANOREPO_HUB_CACHE_S``, default 20, at most 30): the bound on how long a revoked
+        token or a removed admin keeps working.
     service_prefix:
         URL prefix the service is mounted under (``JUPYTERHUB_SERVICE_PREFIX`` when the hub
         runs it, else ``/``).
@@ -89,6 +121,9 @@ class Settings:
     allow_anonymous: bool = True
     cors_origins: tuple[str, ...] = ()
     allow_remote_images: bool = False
+    public_url: str | None = None
+    max_body_bytes: int = 4 << 20
+    hub_cache_s: int = 20
     service_prefix: str = "/"
     hub_api_url: str | None = None
     hub_api_token: str | None = None
@@ -130,6 +165,9 @@ class Settings:
                 o for o in (env.get("NANOREPO_CORS_ORIGINS") or "").replace(",", " ").split() if o
             ),
             allow_remote_images=_flag(env.get("NANOREPO_ALLOW_REMOTE_IMAGES"), False),
+            public_url=(env.get("NANOREPO_PUBLIC_URL") or "").rstrip("/") or None,
+            max_body_bytes=_int(env, "NANOREPO_MAX_BODY_BYTES", 4 << 20, 1024, 1 << 40),
+            hub_cache_s=_int(env, "NANOREPO_HUB_CACHE_S", 20, 0, 30),
             service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or "/",
             hub_api_url=env.get("JUPYTERHUB_API_URL") or None,
             hub_api_token=(
@@ -159,7 +197,11 @@ class Settings:
             "NANOREPO_CORS_ORIGINS": " ".join(self.cors_origins),
             "NANOREPO_ALLOW_REMOTE_IMAGES": "1" if self.allow_remote_images else "0",
             "NANOREPO_ALLOWED_ROOTS": os.pathsep.join(str(p) for p in self.allowed_roots),
+            "NANOREPO_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "NANOREPO_HUB_CACHE_S": str(self.hub_cache_s),
         }
+        if self.public_url:
+            env["NANOREPO_PUBLIC_URL"] = self.public_url
         if self.url:
             env["NANOREPO_URL"] = self.url
         if self.token:

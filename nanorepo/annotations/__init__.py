@@ -19,7 +19,14 @@ from nanorepo.annotations._anchor import (
     normalise_anchor,
     region_to_pixels,
 )
-from nanorepo.annotations._markdown import MAX_BODY_CHARS, plain_text, render_markdown
+from nanorepo.annotations._markdown import (
+    MAX_BODY_CHARS,
+    RENDER_BUDGET_S,
+    RenderPool,
+    plain_text,
+    render_markdown,
+    use_render_pool,
+)
 from nanorepo.annotations._posts import (
     PostNotFound,
     delete_post,
@@ -47,6 +54,7 @@ from nanorepo.annotations._threads import (
 )
 from nanorepo.annotations._webannotation import (
     ANNO_CONTEXT,
+    MAX_IMPORT_ITEMS,
     NANOREPO_NS,
     export_collection,
     import_collection,
@@ -56,13 +64,16 @@ __all__ = [
     "ANCHOR_KINDS",
     "ANNO_CONTEXT",
     "MAX_BODY_CHARS",
+    "MAX_IMPORT_ITEMS",
     "MAX_POLYGON_POINTS",
     "MAX_TAGS",
     "MOTIVATIONS",
     "NANOREPO_NS",
+    "RENDER_BUDGET_S",
     "STATUSES",
     "EditConflict",
     "PostNotFound",
+    "RenderPool",
     "ThreadNotFound",
     "create_thread",
     "delete_post",
@@ -85,4 +96,5 @@ __all__ = [
     "set_tags",
     "thread_counts",
     "thread_events",
+    "use_render_pool",
 ]

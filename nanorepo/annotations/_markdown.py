@@ -23,10 +23,17 @@ a post); when allowed, only ``https`` sources are kept.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+import queue
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
 from typing import Any
 
 import nh3
@@ -36,12 +43,26 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-from nanorepo.errors import InvalidInput
+from nanorepo.errors import Busy, InvalidInput
 
-__all__ = ["MAX_BODY_CHARS", "plain_text", "render_markdown"]
+__all__ = [
+    "MAX_BODY_CHARS",
+    "RENDER_BUDGET_S",
+    "RenderPool",
+    "plain_text",
+    "render_markdown",
+    "use_render_pool",
+]
 
 #: Longest post body accepted, in characters (a long methods note fits; a pasted table does not).
 MAX_BODY_CHARS = 100_000
+#: Most seconds one post may take to render (in a :class:`RenderPool`). Ordinary text of
+#: :data:`MAX_BODY_CHARS` renders in about 0.5 s; the costliest patterns (``![`` repeated)
+#: run about 35 µs a character, so only hostile text reaches the budget.
+RENDER_BUDGET_S = 2.0
+#: Bodies up to this many characters render in the calling thread (at most ~10 ms even for
+#: the costliest patterns); longer ones go to the pool, when one is in use.
+_INLINE_CHARS = 256
 
 _TAGS = frozenset(
     {
@@ -113,7 +134,8 @@ def render_markdown(text: str, *, allow_remote_images: bool = False) -> str:
     Raises
     ------
     InvalidInput
-        If ``text`` is not a string or longer than :data:`MAX_BODY_CHARS`.
+        If ``text`` is not a string or longer than :data:`MAX_BODY_CHARS`, or (in a
+        :class:`RenderPool`) takes longer than its budget to render.
     """
     if not isinstance(text, str):
         raise InvalidInput(
@@ -125,8 +147,138 @@ def render_markdown(text: str, *, allow_remote_images: bool = False) -> str:
             f"the post has {len(text):,} characters; at most {MAX_BODY_CHARS:,} are accepted",
             hint="shorten it, or attach long material as a file of a dataset version and link it",
         )
+    pool = _POOL
+    if pool is not None and len(text) > _INLINE_CHARS:
+        return pool.render(text, allow_remote_images)
+    return _render(text, allow_remote_images)
+
+
+def _render(text: str, allow_remote_images: bool) -> str:
     html = _renderer(allow_remote_images).render(text.replace("\x00", "\ufffd"))
     return _sanitise(html, allow_remote_images=allow_remote_images)
+
+
+def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
+    """The worker's loop: render what arrives, at low CPU priority, until the pipe closes."""
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the service's own requests come first
+    while True:
+        try:
+            text, allow = conn.recv()
+        except EOFError:
+            return
+        conn.send(_render(text, allow))
+
+
+class _Worker:
+    """One rendering process and the pipe to it."""
+
+    def __init__(self, ctx: ForkServerContext) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="nanorepo-md")
+        self.proc.start()
+        child.close()
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+class RenderPool:
+    """Worker processes that render Markdown within a time budget.
+
+    Rendering is pure Python: in the service's own process a long hostile post would hold
+    the interpreter lock and delay every other request. Here each render runs in a worker
+    process at low CPU priority; a render that exceeds ``budget_s`` has its worker killed
+    (and replaced) and fails with :class:`InvalidInput`, so one post can cost at most
+    ``budget_s`` of CPU. Callers that find every worker busy wait up to ``wait_s``.
+
+    Parameters
+    ----------
+    workers:
+        How many renders may run at once (default: the number of CPUs, at most 4).
+    budget_s, wait_s:
+        Seconds a render may take; seconds a caller waits for a free worker.
+    """
+
+    def __init__(
+        self, workers: int | None = None, *, budget_s: float = RENDER_BUDGET_S, wait_s: float = 30.0
+    ) -> None:
+        self.budget_s = budget_s
+        self.wait_s = wait_s
+        self._ctx = multiprocessing.get_context("forkserver")
+        # workers fork from a server that imported this module once: cheap to replace
+        self._ctx.set_forkserver_preload([__name__])
+        n = workers or min(4, os.cpu_count() or 1)
+        self._free: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
+        for _ in range(n):
+            self._free.put(None)  # started on first use
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def render(self, text: str, allow_remote_images: bool = False) -> str:
+        """Rendered and sanitised HTML of ``text`` (see :func:`render_markdown`)."""
+        try:
+            worker = self._free.get(timeout=self.wait_s)
+        except queue.Empty:
+            raise Busy(
+                "the service is rendering too many posts at once",
+                hint="try again in a moment",
+            ) from None
+        try:
+            if worker is None or not worker.proc.is_alive():
+                worker = self._start()
+            worker.conn.send((text, allow_remote_images))
+            if not worker.conn.poll(self.budget_s):
+                self._retire(worker)
+                worker = None
+                raise InvalidInput(
+                    f"the post ({len(text):,} characters) takes more than {self.budget_s:g} s "
+                    "to render",
+                    hint="shorten it or simplify its Markdown (long runs of brackets or "
+                    "emphasis markers are what makes text slow to render)",
+                )
+            html: str = worker.conn.recv()
+            return html
+        except (EOFError, OSError, BrokenPipeError):
+            if worker is not None:
+                self._retire(worker)
+            worker = None
+            raise
+        finally:
+            self._free.put(worker)
+
+    def _start(self) -> _Worker:
+        w = _Worker(self._ctx)
+        with self._lock:
+            self._all.append(w)
+        return w
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.stop()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            workers, self._all = self._all, []
+        for w in workers:
+            w.stop()
+
+
+_POOL: RenderPool | None = None
+
+
+def use_render_pool(pool: RenderPool | None) -> RenderPool | None:
+    """Render longer posts of this process in ``pool`` from now on (``None``: in the
+    calling thread again); returns the pool used before. The service installs one for
+    its lifetime; the CLI renders in-process."""
+    global _POOL
+    before, _POOL = _POOL, pool
+    return before
 
 
 def _sanitise(html: str, *, allow_remote_images: bool = False) -> str:

@@ -24,6 +24,7 @@ back (validating all of it before writing anything).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,7 +44,14 @@ from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset, Image, Post, PostRevision, Thread, Version
 from nanorepo.errors import InvalidInput
 
-__all__ = ["ANNO_CONTEXT", "NANOREPO_NS", "export_collection", "import_collection"]
+__all__ = [
+    "ANNO_CONTEXT",
+    "IMPORT_RENDER_BUDGET_S",
+    "MAX_IMPORT_ITEMS",
+    "NANOREPO_NS",
+    "export_collection",
+    "import_collection",
+]
 
 #: The Web Annotation JSON-LD context.
 ANNO_CONTEXT = "http://www.w3.org/ns/anno.jsonld"
@@ -58,7 +66,11 @@ _CONTEXT: list[Any] = [
     },
 ]
 _MEDIA_FRAGS = "http://www.w3.org/TR/media-frags/"
-_MAX_ITEMS = 20_000
+#: Most annotations one import may carry (a long discussion has a few hundred posts).
+MAX_IMPORT_ITEMS = 1_000
+#: Most seconds the rendering of one import may take in all (each post also has the
+#: per-post budget of :data:`~nanorepo.annotations._markdown.RENDER_BUDGET_S`).
+IMPORT_RENDER_BUDGET_S = 10.0
 
 
 def _time(value: Any) -> str:
@@ -249,8 +261,10 @@ def import_collection(
           "must be an embedded AnnotationPage")  # fmt: skip
     _need("next" not in page, "first.next", "only single-page collections can be imported")
     items = page.get("items")
-    _need(isinstance(items, list) and len(items) <= _MAX_ITEMS, "first.items",
-          f"must be a list of at most {_MAX_ITEMS} annotations")  # fmt: skip
+    _need(isinstance(items, list) and len(items) <= MAX_IMPORT_ITEMS, "first.items",
+          f"must be a list of at most {MAX_IMPORT_ITEMS:,} annotations (split a longer "
+          "collection into several imports)")  # fmt: skip
+    deadline = time.monotonic() + IMPORT_RENDER_BUDGET_S
     images = _images_of(s, dataset, version)
 
     openers: list[dict[str, Any]] = []
@@ -272,6 +286,9 @@ def import_collection(
         try:
             text, tags = _bodies(where, ann)
             render_markdown(text)
+            _need(time.monotonic() < deadline, "first.items",
+                  f"takes more than {IMPORT_RENDER_BUDGET_S:g} s to render in all; import it "
+                  "in smaller parts")  # fmt: skip
             target = ann.get("target")
             entry = {"id": aid, "motivation": mot, "text": text, "author": author}
             if isinstance(target, str):

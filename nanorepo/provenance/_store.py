@@ -2,7 +2,8 @@
 
 :class:`Runs` is the one implementation of the run store; the CLI uses it directly on a
 local repository, and the service uses it behind ``/runs`` (with the caller as
-``principal``, so a run is visible only to those who may see every dataset it read). The
+``principal``, so a run is visible only to those who may see every dataset it read, and
+only to its owner and curators until its inputs are known). The
 client-side :class:`~nanorepo.client.RemoteRuns` speaks the same methods over HTTP.
 
 Publication is crash safe (DESIGN.md invariant 6): a run's outputs are copied to a
@@ -55,6 +56,8 @@ from nanorepo.storage import Layout, check_relpath, hash_file, publish_dir, writ
 __all__ = ["RunStore", "Runs", "run_to_record"]
 
 FINAL = ("succeeded", "failed", "interrupted")
+#: Statuses whose record holds every input the run read (sent with ``finish``).
+INPUTS_KNOWN = ("succeeded", "failed")
 
 
 class RunStore(Protocol):
@@ -169,9 +172,21 @@ class Runs:
     # -- visibility --------------------------------------------------------------------
 
     def _visible(self, s: Session, run_id: str) -> bool:
-        """A run is visible to whoever may see every dataset it read."""
+        """A run is visible to whoever may see every dataset it read, once that is known.
+
+        Its inputs are known when it ends ``succeeded`` or ``failed`` (``finish`` carries
+        the journal's inputs). Until then (``running``), and for good when its process died
+        (``interrupted``: what it read may not all have been sent), only its owner and
+        curators see it, so a run over an embargoed dataset never shows its parameters or
+        notebook to anyone else (issue 14, finding 3).
+        """
         if self.principal is None or self.principal.privileged:
             return True
+        run = s.get(Run, run_id)
+        if run is None:
+            return False
+        if run.status not in INPUTS_KNOWN:
+            return self.principal.name is not None and run.agent == self.principal.name
         ids = s.exec(select(RunInput.dataset_id).where(RunInput.run_id == run_id).distinct()).all()
         for ds_id in ids:
             ds = s.get(DatasetRow, ds_id)

@@ -24,7 +24,7 @@ from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
 from nanorepo.errors import InvalidInput, PermissionDenied, VersionNotFound
 from nanorepo.policy import Principal, require
 from nanorepo.search import index_dataset
-from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
+from nanorepo.service._app import CurrentPrincipal, DbSession, public_namespace
 from nanorepo.service._datasets import Cursor, Limit, find_dataset
 from nanorepo.service._http import check_if_match, decode_cursor, encode_cursor, etag, set_etag
 from nanorepo.service._problems import PreconditionFailed
@@ -298,14 +298,14 @@ def patch_thread(
         s, p, ds, t.created_by
     ):
         raise _deny(p, "retitle or retag this thread")
-    check_if_match(request, thread_etag(t), what=f"thread {thread_id}",
-                   state=_thread(s, ds, t, with_posts=False).model_dump())  # fmt: skip
-    rev = t.rev
+    any_state = check_if_match(request, thread_etag(t), what=f"thread {thread_id}",
+                               state=_thread(s, ds, t, with_posts=False).model_dump())  # fmt: skip
+    rev: int | None = t.rev
     try:
         for field, fn in (("status", an.set_status), ("title", an.retitle), ("tags", an.set_tags)):
             value = getattr(body, field)
             if value is not None:
-                t = fn(s, t, value, str(p), expected_rev=rev)
+                t = fn(s, t, value, str(p), expected_rev=None if any_state else rev)
                 rev = t.rev
     except an.EditConflict as exc:
         s.rollback()
@@ -328,9 +328,11 @@ def delete_thread(
     t = an.get_thread(s, ds.id or 0, thread_id)
     if not _may_manage(s, p, ds, t.created_by):
         raise _deny(p, "delete this thread")
-    check_if_match(request, thread_etag(t), what=f"thread {thread_id}")
+    any_state = check_if_match(request, thread_etag(t), what=f"thread {thread_id}")
     try:
-        _write(s, ds, lambda: an.delete_thread(s, t, str(p), expected_rev=t.rev))
+        _write(s, ds, lambda: an.delete_thread(
+            s, t, str(p), expected_rev=None if any_state else t.rev
+        ))  # fmt: skip
     except an.EditConflict as exc:
         raise _stale(exc, thread_etag(t)) from None
     return Response(status_code=204)
@@ -396,10 +398,13 @@ def edit_post(
     post = an.get_post(s, t.id or 0, post_id)
     if not _may_manage(s, p, ds, post.author):
         raise _deny(p, "edit this post")
-    check_if_match(request, post_etag(post), what=f"post {post_id}", state=_post(post).model_dump())
+    any_state = check_if_match(
+        request, post_etag(post), what=f"post {post_id}", state=_post(post).model_dump()
+    )
     try:
         post = _write(s, ds, lambda: an.edit_post(
-            s, post, body=body.body, who=str(p), expected_rev=post.rev, reason=body.reason
+            s, post, body=body.body, who=str(p),
+            expected_rev=None if any_state else post.rev, reason=body.reason,
         ))  # fmt: skip
     except an.EditConflict as exc:
         s.rollback()
@@ -459,11 +464,11 @@ def export_annotations(
         (versions[i.version_id], i.name): i
         for i in s.exec(select(Image).where(Image.version_id.in_(list(versions))))  # type: ignore[attr-defined]
     }
-    base = str(request.base_url).rstrip("/") + state_of(request).settings.service_prefix.rstrip("/")
+    base = public_namespace(request) or "urn:nanorepo:"
     doc = an.export_collection(
         [(t, an.posts(s, t.id or 0)) for t in threads],
         dataset_ref=f"{ds.accession}@v{ds.latest_version}",
-        base_uri=f"{base}/datasets/{ds.accession}",
+        base_uri=base,
         images=images,
     )
     return JSONResponse(doc, media_type=_JSONLD)

@@ -10,24 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nanorepo import __version__
+from nanorepo.annotations import RenderPool, use_render_pool
+from nanorepo.errors import InvalidInput
 from nanorepo.policy import Principal
 from nanorepo.repository import Repository
 from nanorepo.service._identity import HubIdentity, resolve_principal
-from nanorepo.service._problems import install_problem_handlers
+from nanorepo.service._problems import (
+    INTERNAL_ERROR,
+    INTERNAL_HINT,
+    install_problem_handlers,
+    problem,
+)
 from nanorepo.service._schemas import COMMON_RESPONSES
 from nanorepo.settings import Settings
 
-__all__ = ["CurrentPrincipal", "DbSession", "ServiceState", "create_app", "state_of"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "CurrentPrincipal",
+    "DbSession",
+    "ServiceState",
+    "create_app",
+    "json_depth",
+    "public_namespace",
+    "state_of",
+]
 
 #: Sent on every response. The API serves JSON, PNG and Zarr bytes, never pages, so the
 #: policy forbids everything a browser could do with a response it was tricked into
@@ -78,7 +95,97 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            # An unexpected error: answer here, inside this middleware, so the 500 carries
+            # the security headers too (Starlette's outermost error middleware would send
+            # a bare one); re-raise so the server logs the traceback for the operator.
+            if not started:
+                await problem(500, INTERNAL_ERROR, hint=INTERNAL_HINT)(scope, receive, send_tracked)
+            raise
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit while they stream in (pure ASGI middleware).
+
+    A ``Content-Length`` over the limit gets 413 before a byte is read; a body without one
+    (chunked) is counted as it arrives and refused at the first byte past the limit, so the
+    service never buffers more than the limit. Routes that stream a large body to disk
+    and enforce their own limit (uploads) are listed in ``own_limit``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        prefix: str,
+        own_limit: Sequence[tuple[str, str]] = (),
+        larger: Sequence[tuple[str, str, int]] = (),
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.own = [(m, re.compile(re.escape(prefix) + pattern)) for m, pattern in own_limit]
+        self.larger = [(m, re.compile(re.escape(prefix) + pt), n) for m, pt, n in larger]
+
+    def _limit_for(self, method: str, path: str) -> int | None:
+        if any(m == method and rx.fullmatch(path) for m, rx in self.own):
+            return None
+        for m, rx, n in self.larger:
+            if m == method and rx.fullmatch(path):
+                return max(n, self.limit)
+        return self.limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope["method"], scope["path"])
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if length.isdigit() and int(length) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, _too_large_text(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large_text(limit: int) -> str:
+    return (
+        f"the request body is larger than the {limit:,} bytes this service accepts "
+        "(NANOREPO_MAX_BODY_BYTES); nothing was changed"
+    )
+
+
+def _too_large(limit: int) -> Response:
+    return problem(
+        413,
+        _too_large_text(limit),
+        hint="send less per request (e.g. split an import), or upload large files through "
+        "the staging route",
+        limit=limit,
+    )
 
 
 async def _preflight(send: Send, origin: bytes) -> None:
@@ -108,6 +215,15 @@ def state_of(request: Request) -> ServiceState:
     return state
 
 
+def public_namespace(request: Request) -> str | None:
+    """The base of identifiers in exports: the configured public URL (``NANOREPO_PUBLIC_URL``,
+    ending in ``/``), or ``None`` (exports then use ``urn:nanorepo:``). Never the request's
+    ``Host`` header: whoever sends the request chooses it, and ids copied from it would
+    point readers of an export at the sender's server."""
+    url = state_of(request).settings.public_url
+    return f"{url.rstrip('/')}/" if url else None
+
+
 def _session(request: Request) -> Iterator[Session]:
     with state_of(request).repo.catalog.session() as s:
         yield s
@@ -128,6 +244,41 @@ def _principal(request: Request, s: DbSession) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+
+#: Deepest nesting of arrays and objects a JSON body may have (metadata is a few levels
+#: deep; a W3C annotation about six). Deeper documents cost recursion, not information.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(doc: object, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep ``doc`` nests (a scalar is 0), counting no further than ``limit + 1``;
+    iterative, so a hostile document cannot exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def _check_json_depth(request: Request) -> None:
+    """Refuse a JSON body nested deeper than :data:`MAX_JSON_DEPTH` (runs on every route,
+    after FastAPI parsed the body and before it is validated)."""
+    doc = getattr(request, "_json", None)
+    if doc is not None and json_depth(doc) > MAX_JSON_DEPTH:
+        raise InvalidInput(
+            f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects",
+            hint="flatten the document; no nanorepo resource nests that deep",
+        )
 
 
 async def _release_due_embargoes(state: ServiceState, every_s: float) -> None:
@@ -163,9 +314,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(repo.ready)
         task = asyncio.create_task(_release_due_embargoes(state, embargo_check_s))
+        # Markdown renders in worker processes with a time budget, never in this process
+        # (a hostile post would hold the interpreter and delay every other request).
+        pool = RenderPool()
+        before = use_render_pool(pool)
         try:
             yield
         finally:
+            use_render_pool(before)
+            pool.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -180,6 +337,7 @@ def create_app(
             "`application/problem+json`; edits need `If-Match`; lists are cursor-paginated."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(_check_json_depth)],
         docs_url=None,  # the interactive docs load scripts from a CDN: not under our CSP
         redoc_url=None,
         # The hub's proxy forwards /services/nanorepo/... unchanged, so every route lives
@@ -197,5 +355,9 @@ def create_app(
     from nanorepo.service._landing import install_landing
 
     install_landing(app, prefix)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, prefix=prefix,
+        own_limit=_routes.STREAMED_UPLOADS, larger=_routes.LARGER_BODIES,
+    )  # fmt: skip
     app.add_middleware(SecurityHeaders, cors_origins=settings.cors_origins)
     return app

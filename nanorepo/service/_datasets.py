@@ -353,13 +353,14 @@ def patch_mutable(
     """Change administrative metadata (owner, curators, admins); needs ``If-Match``."""
     ds = find_dataset(s, p, accession)
     require(s, p, "edit", ds)
-    check_if_match(
+    any_state = check_if_match(
         request, mutable_etag(ds), what=f"{ds.accession} metadata", state=_mutable(ds).model_dump()
     )
     repo = state_of(request).repo
     try:
         repo.set_metadata(
-            ds.accession, body.changes, reason=body.reason, expected_rev=ds.mutable_rev,
+            ds.accession, body.changes, reason=body.reason,
+            expected_rev=None if any_state else ds.mutable_rev,
             who=str(p),
         )  # fmt: skip
     except Conflict as exc:  # lost the race after the If-Match check: same answer as stale

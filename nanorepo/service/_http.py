@@ -49,11 +49,18 @@ def not_modified(request: Request, tag: str) -> bool:
     return header is not None and (header.strip() == "*" or tag in _tags(header))
 
 
-def check_if_match(request: Request, current: str, *, what: str, state: Any = None) -> None:
+def check_if_match(request: Request, current: str, *, what: str, state: Any = None) -> bool:
     """Require ``If-Match`` to name the current ETag (428 when absent, 412 when stale).
 
     ``state`` (the resource as it is now) is returned with the 412 so the client can show
     the newer version and nothing typed is lost.
+
+    Returns
+    -------
+    bool
+        ``True`` for ``If-Match: *`` (RFC 9110: "any current state"): the caller then edits
+        whatever state is current, without a revision check, so a concurrent edit can
+        never turn it into a 412.
     """
     header = request.headers.get("if-match")
     if header is None:
@@ -61,8 +68,10 @@ def check_if_match(request: Request, current: str, *, what: str, state: Any = No
             f"editing {what} needs an If-Match header",
             hint=f"GET {what} first and send its ETag as If-Match (it is {current} now)",
         )
-    if header.strip() == "*" or current in _tags(header):
-        return
+    if header.strip() == "*" or "*" in _tags(header):
+        return True
+    if current in _tags(header):
+        return False
     err = PreconditionFailed(
         f"{what} changed since you read it (ETag is now {current})",
         hint="reload, re-apply your change and send it with the new ETag",

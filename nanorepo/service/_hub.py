@@ -16,9 +16,10 @@ answer to a :class:`~nanorepo.policy.Principal`:
 The hub client is :class:`jupyterhub.services.auth.HubOAuth`, the hub's own reference
 implementation: it reads the configuration the hub hands its managed services
 (``JUPYTERHUB_CLIENT_ID``, ``JUPYTERHUB_OAUTH_CALLBACK_URL``,
-``JUPYTERHUB_OAUTH_ACCESS_SCOPES`` …), caches token lookups (five minutes by default, so
-a hub round trip is paid once per token, not per request; a revoked token therefore
-works for up to that long) and behaves the same with JupyterHub 5.5 and 6.x. Its request
+``JUPYTERHUB_OAUTH_ACCESS_SCOPES`` …), caches token lookups keyed by token (for
+``NANOREPO_HUB_CACHE_S``, default 20 s and at most 30, instead of HubAuth's five minutes:
+a hub round trip is paid once per token per 20 s, and a revoked token, a removed group or
+a demoted admin stops counting within that bound) and behaves the same with JupyterHub 5.5 and 6.x. Its request
 handlers are tornado's and cannot serve this FastAPI app, so the two OAuth routes are
 written here after ``HubOAuthCallbackHandler``: its cookie names, its rule that the
 ``state`` must match this browser's state cookie, PKCE where the installed JupyterHub
@@ -215,6 +216,8 @@ def _hub_oauth(settings: Settings) -> HubOAuth:
             api_url=settings.hub_api_url,
             api_token=settings.hub_api_token,
             base_url=settings.service_prefix,
+            # the bound on how long a revoked token or a removed admin keeps working
+            cache_max_age=settings.hub_cache_s,
         )
         problem = "" if auth.oauth_client_id else "no OAuth client id"
     except (TraitError, ValueError) as exc:
@@ -370,6 +373,9 @@ class JupyterHubIdentity:
             methods=["GET"],
             include_in_schema=False,
         )
+        app.add_api_route(
+            f"{self.prefix}logout", self.logout, methods=["GET", "POST"], include_in_schema=False
+        )
 
     def _set_cookie(
         self, response: Response, request: Request, name: str, value: str, **kw: Any
@@ -448,6 +454,29 @@ class JupyterHubIdentity:
                     httponly=True,
                     samesite="lax",
                 )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """Sign out of the service: clear its cookie (and forget the hub's answer about
+        its token), then go on to the hub's own logout page, which ends the hub session.
+
+        The cookie's token stays valid at the hub until the hub logs out; clearing it here
+        means this browser no longer sends it.
+        """
+        token = request.cookies.get(self.auth.cookie_name)
+        if token:  # HubAuth keys its answer by the token's SHA-256
+            self.auth.cache.pop(f"token::{hashlib.sha256(token.encode()).hexdigest()}", None)
+        hub_logout = f"{self.auth.hub_host}{self.auth.hub_prefix}logout"
+        response = RedirectResponse(hub_logout, 303)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Clear-Site-Data"] = '"cookies"'
+        response.delete_cookie(
+            self.auth.cookie_name,
+            path=self.auth.cookie_path,
+            secure=_https(request) or self.auth.cookie_host_prefix_enabled,
+            httponly=True,
+            samesite="lax",
+        )
         return response
 
     def _pending_login(self, request: Request, state: str) -> _Login | None:

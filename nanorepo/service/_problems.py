@@ -6,6 +6,8 @@ Every response body for an error has ``type``, ``title``, ``status`` and a human
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from nanorepo.errors import (
     AuthenticationRequired,
+    Busy,
     ConfigurationError,
     Conflict,
     IntegrityError,
@@ -24,9 +27,21 @@ from nanorepo.errors import (
     PermissionDenied,
 )
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "Unauthenticated", "install_problem_handlers", "problem"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "INTERNAL_HINT",
+    "PROBLEM_MEDIA_TYPE",
+    "Unauthenticated",
+    "install_problem_handlers",
+    "problem",
+    "scrub_paths",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_log = logging.getLogger("nanorepo.service")
+#: What a caller is told of an unexpected error (the details go to the service log only).
+INTERNAL_ERROR = "the service failed unexpectedly; the error is in the service log"
+INTERNAL_HINT = "try again; if it persists, tell the operator the time of the request"
 
 
 #: No usable credentials were sent (HTTP 401).
@@ -80,11 +95,22 @@ def status_of(exc: NanorepoError) -> int:
         return 409
     if isinstance(exc, InvalidInput):
         return 422
-    if isinstance(exc, ConnectionError):  # e.g. the hub is unreachable: try again later
+    if isinstance(exc, ConnectionError | Busy):  # e.g. the hub is unreachable: try later
         return 503
     if isinstance(exc, IntegrityError | ConfigurationError):
         return 500
     return 400
+
+
+#: An absolute POSIX path of two or more components (storage, home, staging, /proc ...).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^/\s'\"`<>]+/)+[^/\s'\"`<>]*")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with absolute file-system paths replaced by ``<path>``: a 5xx error is the
+    operator's to fix, and where storage lives on the server is none of the caller's
+    business (it helps an attacker aim at it)."""
+    return _ABSOLUTE_PATH.sub("<path>", text)
 
 
 def problem(
@@ -112,8 +138,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Map nanorepo errors, validation errors and HTTP errors to problem+json."""
 
     @app.exception_handler(NanorepoError)
-    async def _nanorepo(_request: Request, exc: NanorepoError) -> JSONResponse:
+    async def _nanorepo(request: Request, exc: NanorepoError) -> JSONResponse:
         status = status_of(exc)
+        message, hint = exc.message, exc.hint
+        if status >= 500:  # the operator's problem: the log has it, the caller no paths
+            _log.error("%s %s: %s", request.method, request.url.path, exc)
+            message, hint = scrub_paths(message), scrub_paths(hint) if hint else None
         headers = {"WWW-Authenticate": "token"} if status == 401 else None
         extra: dict[str, Any] = {}
         current = getattr(exc, "current", None)
@@ -122,7 +152,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         tag = getattr(exc, "etag", None)
         if tag is not None:  # ... and its ETag, to retry without another GET
             headers = {**(headers or {}), "ETag": tag}
-        return problem(status, exc.message, hint=exc.hint, headers=headers, **extra)
+        return problem(status, message, hint=hint, headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -140,13 +170,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            return problem(
+                422,
+                "the JSON body nests too deeply to be read",
+                hint="flatten the document; no nanorepo resource nests more than 32 levels",
+            )
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return problem(
-            500,
-            "the service failed unexpectedly; the error is in the service log",
-            hint="try again; if it persists, tell the operator the time of the request",
-        )
+        return problem(500, INTERNAL_ERROR, hint=INTERNAL_HINT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nanorepo.service import _annotations, _datasets, _deposits, _images, _runs, _zarr
 
-__all__ = ["ROUTERS"]
+__all__ = ["LARGER_BODIES", "ROUTERS", "STREAMED_UPLOADS"]
 
 ROUTERS = [
     _datasets.router,
@@ -13,4 +13,17 @@ ROUTERS = [
     _images.router,
     _runs.router,
     _zarr.router,
+]
+
+#: Routes that stream their body to disk and enforce their own limit while doing so
+#: (method, path pattern after the prefix): the service-wide body limit does not apply.
+STREAMED_UPLOADS: list[tuple[str, str]] = [
+    ("POST", r"/deposits"),  # multipart, MAX_UPLOAD_BYTES
+    ("PUT", r"/runs/[^/]+/outputs/.+"),  # MAX_OUTPUT
+]
+
+#: JSON routes that may carry more than the service-wide limit, and how much.
+LARGER_BODIES: list[tuple[str, str, int]] = [
+    # a run's notebook (at most MAX_NOTEBOOK bytes) JSON-escaped, plus the record
+    ("POST", r"/runs", 2 * _runs.MAX_NOTEBOOK + (1 << 20)),
 ]

@@ -10,6 +10,8 @@ publishes the outputs and the final record together (or changes nothing).
 
 A run is visible to whoever may see every dataset it read (:class:`~nanorepo.provenance.
 Runs`): a run over an embargoed dataset answers 404 to everyone else, like the dataset.
+Until its inputs are known (``running``, ``interrupted``) only its owner and curators
+see it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from nanorepo.provenance import (
     RunRecord,
     Runs,
 )
-from nanorepo.service._app import CurrentPrincipal, state_of
+from nanorepo.service._app import CurrentPrincipal, public_namespace, state_of
 from nanorepo.service._http import decode_cursor, encode_cursor, etag, not_modified, set_etag
 from nanorepo.service._problems import PayloadTooLarge
 from nanorepo.service._schemas import COMMON_RESPONSES, In, Page, _problem
@@ -461,7 +463,7 @@ _LINEAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _export(request: Request, lineage: Lineage, fmt: str) -> Response:
     from nanorepo.provenance import lineage_dot, prov_json, prov_n, render_svg, to_prov
 
-    ns = str(request.base_url).rstrip("/") + "/"
+    ns = public_namespace(request)
     if fmt == "json":
         body: bytes = json.dumps(lineage.to_json()).encode()
     elif fmt == "prov-json":
@@ -523,7 +525,7 @@ def run_crate(run_id: str, request: Request, p: CurrentPrincipal) -> Response:
         out = write_crate(
             lineage_of([rec], runs.batches_of([rec])), Path(tmp) / f"run-{rec.id[:12]}",
             files=lambda rid, name: runs.crate_file([rec], rid, name), zip=True,
-            namespace=str(request.base_url).rstrip("/") + "/",
+            namespace=public_namespace(request),
         )  # fmt: skip
         data = out.read_bytes()
     return Response(

@@ -168,11 +168,35 @@ class MutableMetadata(BaseModel):
     editable: dict[str, str] = Field(description="editable keys and what each accepts")
 
 
+#: Longest value of one administrative metadata field, in characters.
+MAX_FIELD_CHARS = 20_000
+#: Most entries of a list-valued field (keywords, links).
+MAX_FIELD_ITEMS = 200
+
+
 class MetadataPatch(_In):
     """Changes to administrative metadata; every change is kept with the reason."""
 
-    changes: dict[str, Any] = Field(min_length=1)
+    changes: dict[str, Any] = Field(min_length=1, max_length=20)
     reason: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("changes")
+    @classmethod
+    def _bounded(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        """Every value within :data:`MAX_FIELD_CHARS` (lists: :data:`MAX_FIELD_ITEMS` items of
+        at most that many characters each): a description is a paragraph or a page, not
+        a 30 MB file, and each revision keeps a copy."""
+        for key, value in changes.items():
+            items = value if isinstance(value, list) else [value]
+            if len(items) > MAX_FIELD_ITEMS:
+                raise ValueError(f"{key} has {len(items)} entries; at most {MAX_FIELD_ITEMS}")
+            for v in items:
+                if isinstance(v, str) and len(v) > MAX_FIELD_CHARS:
+                    raise ValueError(
+                        f"{key} has {len(v):,} characters; at most {MAX_FIELD_CHARS:,} are "
+                        "accepted (link longer material as a file of the dataset)"
+                    )
+        return changes
 
 
 class Revision(BaseModel):

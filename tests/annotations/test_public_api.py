@@ -12,13 +12,16 @@ PUBLIC = [
     "ANCHOR_KINDS",
     "ANNO_CONTEXT",
     "MAX_BODY_CHARS",
+    "MAX_IMPORT_ITEMS",
     "MAX_POLYGON_POINTS",
     "MAX_TAGS",
     "MOTIVATIONS",
     "NANOREPO_NS",
+    "RENDER_BUDGET_S",
     "STATUSES",
     "EditConflict",
     "PostNotFound",
+    "RenderPool",
     "ThreadNotFound",
     "create_thread",
     "delete_post",
@@ -41,6 +44,7 @@ PUBLIC = [
     "set_tags",
     "thread_counts",
     "thread_events",
+    "use_render_pool",
 ]
 
 

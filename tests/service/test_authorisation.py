@@ -226,3 +226,105 @@ def test_grant_and_release_take_effect_at_once_and_are_recorded(service: Any) ->
         release = next(h for h in hist if h["key"] == "access")
         assert release["old"]["access"] == "embargoed" and release["new"]["access"] == "public"
         assert release["reason"] == "paper published"
+
+
+#: Who sees a run of alice's over each case, by the run's status: while it runs, and for
+#: good once interrupted (its inputs may never have been sent), only its owner and the
+#: curators; once its inputs are known (failed, succeeded) whoever sees every input.
+RUN_SEES = {
+    "running": {c: {"alice", "cur", "root"} for c in SEES},
+    "interrupted": {c: {"alice", "cur", "root"} for c in SEES},
+    "failed": SEES,
+}
+
+
+def _begin_run(client: httpx.Client, seed: SeededRepository, acc: str, secret: str) -> str:
+    import hashlib
+    import uuid
+    from datetime import UTC, datetime
+
+    nb = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    run_id = uuid.uuid4().hex
+    r = client.post(
+        "/runs",
+        json={
+            "id": run_id,
+            "notebook": {"name": "secret-plan.ipynb",
+                         "sha256": hashlib.sha256(nb.encode()).hexdigest(), "size": len(nb)},
+            "notebook_text": nb,
+            "parameters": {"accession": acc, "note": secret},
+            "started": datetime.now(UTC).isoformat(),
+        },
+        headers=seed.headers("alice"),
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return run_id
+
+
+def _dataset_input(service: Any, acc: str) -> dict[str, Any]:
+    from sqlmodel import select
+
+    from nanorepo.catalog.models import Version
+
+    cat = service.repo.catalog
+    with cat.session() as s:
+        ds = cat.dataset(s, acc)
+        v = s.exec(select(Version).where(Version.dataset_id == ds.id)).one()
+        return {"kind": "dataset", "accession": acc, "version": 1, "sha256": v.manifest_digest}
+
+
+def _end_run(client: httpx.Client, service: Any, run_id: str, acc: str, status: str) -> None:
+    from datetime import UTC, datetime
+
+    h = service.seed.headers("alice")
+    if status == "interrupted":
+        r = client.post(f"/runs/{run_id}/interrupt", headers=h)
+    elif status == "failed":
+        r = client.post(
+            f"/runs/{run_id}/finish",
+            json={"status": "failed", "ended": datetime.now(UTC).isoformat(),
+                  "inputs": [_dataset_input(service, acc)],
+                  "error": {"ename": "ValueError", "evalue": "boom"}},
+            headers=h,
+        )  # fmt: skip
+    else:
+        return
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == status
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted", "failed"])
+def test_runs_in_every_state_are_seen_only_by_those_allowed(service: Any, status: str) -> None:
+    """Finding 3 of issue 14: a run over an embargoed dataset, while it runs or after it
+    died, showed its parameters and notebook to everyone."""
+    seed: SeededRepository = service.seed
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        paths = [p for p in _get_paths(client) if "{run_id}" in p]
+        ids = {}
+        for case in ("public", "granted", "hidden"):
+            acc = _accession(seed, case)
+            ids[case] = _begin_run(client, seed, acc, f"{SECRET_WORD}-{case}-{status}")
+            _end_run(client, service, ids[case], acc, status)
+        for case, run_id in ids.items():
+            acc = _accession(seed, case)
+            values = {**_case_values(seed, case, acc), "run_id": run_id, "name": "x"}
+            for user in ROLES:
+                h = seed.headers(user)
+                sees = user in RUN_SEES[status][case]
+                listed = client.get("/runs", params={"limit": 200}, headers=h).json()["items"]
+                assert (run_id in {r["id"] for r in listed}) == sees, (status, case, user)
+                by_ds = client.get("/runs", params={"dataset": acc}, headers=h).json()["items"]
+                if not sees:
+                    assert run_id not in {r["id"] for r in by_ds}
+                    assert f"{SECRET_WORD}-{case}" not in str(listed) + str(by_ds)
+                for path in paths:
+                    if path.endswith("/outputs/{name}") or path.endswith("/outputs/{name:path}"):
+                        continue  # no outputs: 404 for everyone
+                    r = client.get(_fill(path, values), headers=h)
+                    if sees:
+                        assert r.status_code == 200, (status, case, user, path, r.text[:200])
+                    else:
+                        assert r.status_code == 404, (status, case, user, path)
+                        assert SECRET_WORD not in r.text and run_id not in r.text.replace(
+                            f"no run {run_id!r}", ""
+                        )
