@@ -373,4 +373,32 @@ def configure(c: Config) -> NanorepoHub:
     c.LocalProcessSpawner.options_form = hub.options_form
     c.LocalProcessSpawner.options_from_form = hub.options_from_form
     c.KubeSpawner.profile_list = hub.kube_profile_list()
+    _pages(c, hub)
     return hub
+
+
+def _pages(c: Config, hub: NanorepoHub) -> None:
+    """The hub's own pages: nanorepo's templates first (a *Repository* link to the
+    service's landing page; with sign-up accounts, *Accounts* for admins and *Change
+    password*), and the scope that lets the service list pending sign-ups."""
+    from nanorepo.hub._native import SIGNUPS_SCOPE, TEMPLATES, NanorepoAuthenticator
+
+    jh = c.JupyterHub
+    paths = [p for p in (jh.get("template_paths") or []) if p != str(TEMPLATES)]
+    jh.template_paths = [str(TEMPLATES), *paths]
+    auth = jh.get("authenticator_class")
+    accounts = isinstance(auth, type) and issubclass(auth, NanorepoAuthenticator)
+    base = str(jh.get("base_url") or "/")
+    jh.template_vars = {
+        **dict(jh.get("template_vars") or {}),
+        "nanorepo_service_url": f"{base.rstrip('/')}/services/{hub.service_name}/",
+        "nanorepo_accounts": accounts,
+    }
+    jh.custom_scopes = {
+        **dict(jh.get("custom_scopes") or {}),
+        SIGNUPS_SCOPE: {"description": "List the sign-ups waiting for approval."},
+    }
+    role = {"name": "nanorepo-service", "description": "The nanorepo service: pending "
+            "sign-ups for its landing page", "scopes": [SIGNUPS_SCOPE],
+            "services": [hub.service_name]}  # fmt: skip
+    jh.load_roles = _merge(jh.get("load_roles"), [role])

@@ -10,8 +10,9 @@ Everything is counted through :func:`~nanorepo.policy.visible_clause`, the claus
 list and facet uses, so a dataset under embargo is neither listed nor counted for a viewer
 who may not see it. Every text is escaped (:func:`html.escape`); the page has no script and
 its Content-Security-Policy allows only its own stylesheet and same-origin thumbnails.
-A browser that is not signed in on a hub is sent through the service's OAuth sign-in
-(``{prefix}/login``) and back.
+On a hub, a visitor the service does not know yet (no service cookie) gets the public view
+and a *Sign in* link through the service's OAuth sign-in (``{prefix}/login``) and back;
+when the service refuses anonymous visitors, the page sends them there at once.
 """
 
 from __future__ import annotations
@@ -208,6 +209,9 @@ def render_landing(
         out.append(f"Signed in as <strong>{_e(h.viewer)}</strong>.")
     else:
         out.append("Not signed in: only public datasets are shown.")
+        if hub:
+            login = f"{p}login?{urlencode({'next': p})}"
+            out.append(f' <a class="nr-signin" href="{_e(login)}">Sign in</a> ·')
     if hub:
         out.append(f' <a href="{_e(hub)}hub/home">Hub home</a>')
         out.append(f' · <a href="{_e(hub)}hub/user-redirect/lab">Open JupyterLab</a>')

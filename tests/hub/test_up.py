@@ -132,19 +132,60 @@ def test_up_serves_signs_in_spawns_and_stops_leaving_nothing(home: Path) -> None
         assert health.status_code == 200 and health.json()["status"] == "ok"
         assert _login(admin, up.url, "admin", "not the password").status_code != 302
         assert _login(admin, up.url, "admin", password).status_code == 302
-        # ada signs up; she may sign in only once the admin has approved her
+        # the admin finds account approval in the hub's navigation
+        nav = admin.get(f"{up.url}/hub/home").text
+        assert 'href="/hub/authorize">Accounts</a>' in nav
+        assert 'href="/services/nanorepo/">Repository</a>' in nav
+        # ada signs up with who she is; she may sign in only once the admin approved her
         with httpx.Client(timeout=60) as ada:
             page = ada.get(f"{up.url}/hub/signup")
-            signup = ada.post(
-                f"{up.url}/hub/signup",
-                data={"username": "ada", "signup_password": PASSWORD,
-                      "signup_password_confirmation": PASSWORD, "_xsrf": _xsrf(page)},
-            )  # fmt: skip
+            for field in ("name", "email", "affiliation", "orcid"):
+                assert f'name="{field}"' in page.text
+            profile = {
+                "name": "Ada Lovelace",
+                "email": "ada@lab.example.org",
+                "affiliation": "EMBL Heidelberg",
+                "orcid": "0000-0002-1825-0097",
+            }
+            form = {"username": "ada", "signup_password": PASSWORD,
+                    "signup_password_confirmation": PASSWORD, "_xsrf": _xsrf(page)}  # fmt: skip
+            bad = ada.post(
+                f"{up.url}/hub/signup", data={**form, **profile, "orcid": "0000-0002-1825-0098"}
+            )
+            assert "ORCID iD must look like" in bad.text  # a wrong check digit
+            bad = ada.post(f"{up.url}/hub/signup", data={**form, **profile, "affiliation": " "})
+            assert "Affiliation is required." in bad.text
+            assert "ada" not in admin.get(f"{up.url}/hub/authorize").text  # nothing created
+            signup = ada.post(f"{up.url}/hub/signup", data={**form, **profile})
             assert signup.status_code == 200, signup.text[:300]
             assert _login(ada, up.url, "ada", PASSWORD).status_code != 302
-            assert "ada" in admin.get(f"{up.url}/hub/authorize").text
+            accounts = admin.get(f"{up.url}/hub/authorize").text
+            assert "Ada Lovelace" in accounts and "EMBL Heidelberg" in accounts
+            assert 'href="https://orcid.org/0000-0002-1825-0097"' in accounts
+            assert 'href="/hub/authorize/admin"' not in accounts  # no self-unauthorize link
+            # the landing page shows the admin her pending sign-up; anonymous sees none
+            landing = admin.get(f"{up.url}/services/nanorepo/")
+            assert "Not signed in" in landing.text  # the service does not know her yet
+            signin = re.search(r'class="nr-signin" href="([^"]+)"', landing.text)
+            assert signin, landing.text[-2000:]
+            url = f"{up.url}{signin.group(1).replace('&amp;', '&')}"
+            landing = admin.get(url, follow_redirects=True)  # the hub's OAuth, and back
+            assert "Signed in as <strong>admin</strong>" in landing.text, landing.text[-2000:]
+            assert "Sign-ups waiting for approval" in landing.text, landing.text[-2000:]
+            assert "Ada Lovelace" in landing.text and "ada@lab.example.org" in landing.text
+            public = httpx.get(f"{up.url}/services/nanorepo/", timeout=30).text
+            assert "Public pores" in public and "Sign-ups waiting" not in public
+            assert "/hub/user-redirect/lab?nanorepo-dataset=" in public
+            # a stray click on one's own account does not lock the admin out
+            refused = admin.get(f"{up.url}/hub/authorize/admin")
+            assert refused.status_code == 400
+            assert "cannot unauthorize your own account" in refused.text
+            accounts = admin.get(f"{up.url}/hub/authorize").text
+            assert re.search(r'id="user-admin"[^>]*data-authorized="yes"', accounts)
             admin.get(f"{up.url}/hub/authorize/ada")
             assert _login(ada, up.url, "ada", PASSWORD).status_code == 302
+            landing = admin.get(f"{up.url}/services/nanorepo/", follow_redirects=True).text
+            assert "Ada Lovelace" not in landing  # approved: no longer pending
             # her server starts from the spawn form; a kernel runs in her home
             form = ada.get(f"{up.url}/hub/spawn/ada")
             action = re.search(r'id="spawn_form"\s+action="([^"]+)"', form.text)
