@@ -368,7 +368,7 @@ def cached_deposit(inp: InputFile, out: Console, *, keep_originals: bool = True)
     shutil.rmtree(home, ignore_errors=True)
     meta = write_metadata(home / "inputs")
     out.print(f"[deposit] depositing {inp.path.name} into {home} (cached for later runs)")
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         t0 = time.perf_counter()
         result = repo.deposit([inp.path], title="Benchmark volume", metadata=meta)
         seconds = time.perf_counter() - t0

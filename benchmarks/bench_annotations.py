@@ -149,7 +149,7 @@ def seed(out: Console) -> tuple[Any, Any, list[str]]:
 
     shutil.rmtree(HOME, ignore_errors=True)
     settings = Settings.from_env(HOME / "home", env={"NANOREPO_USER": "alice"})
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         seeded = seed_repository(repo, HOME / "work")
         with repo.catalog.session() as s:
             tokens = [
@@ -164,7 +164,7 @@ def seed(out: Console) -> tuple[Any, Any, list[str]]:
 def _image_name(settings: Any, acc: str) -> str:
     from nanorepo.repository import Repository
 
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         return str(repo.show(acc)["images"][0]["name"])
 
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     index_rows: list[list[str]] = []
     index_rows.append(time_index_dataset(settings.database_url, acc))
     threads_now = int(index_rows[-1][1].replace(",", ""))
-    with live_service(settings, repo=Repository(settings), process=True) as live:
+    with live_service(settings, repo=Repository(settings, create=True), process=True) as live:
         out.print(f"- service: {live.url} (uvicorn in its own process), {CLIENTS} clients\n")
         for mode in ("paced", "saturated"):
             for _round in range(args.rounds):

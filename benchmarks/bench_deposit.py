@@ -96,7 +96,7 @@ def run_nanorepo(tiff: Path, meta: Path, scratch: Path, keep_originals: bool) ->
 
     home = scratch / ("nanorepo-originals" if keep_originals else "nanorepo")
     settings = C.settings_for(home, keep_originals=keep_originals)
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         repo.list_datasets()  # create the catalog (migrations) outside the timing
         with C.Stopwatch() as sw:
             result = repo.deposit([tiff], title="Benchmark deposit", metadata=meta)

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     qs = queries(info, args.searches)
     with (
         tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp,
-        live_service(settings, repo=Repository(settings), process=True) as live,
+        live_service(settings, repo=Repository(settings, create=True), process=True) as live,
         jupyter_lab(live.url, token, Path(tmp)) as lab,
     ):
         out.print(f"- service: {live.url} (own process); JupyterLab: {lab.split('?')[0]}")

@@ -137,7 +137,7 @@ def deposit(inp: Path, out: Console) -> dict[str, Any]:
     settings = C.settings_for(home, keep_originals=False)
     meta = C.write_metadata(home / "inputs")
     out.print(f"[deposit] depositing {inp.name} into {home} (cached for later runs)")
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         t0 = time.perf_counter()
         result = repo.deposit([inp], title="napari benchmark mosaic", metadata=meta)
         seconds = time.perf_counter() - t0

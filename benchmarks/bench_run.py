@@ -93,7 +93,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         work = Path(tmp)
         settings = Settings.from_env(work / "home", env={"NANOREPO_USER": "bench"})
-        repo = Repository(settings)
+        repo = Repository(settings, create=True)
         seed = seed_repository(repo, work / "seed")
         nb = write_notebook(work / "analysis.ipynb")
         env = settings.to_env()

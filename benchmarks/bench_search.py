@@ -757,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     search_sc, image_sc = scenarios(info)
     rows: dict[str, list[list[str]]] = {}
-    with live_service(settings, repo=Repository(settings), process=True) as live:
+    with live_service(settings, repo=Repository(settings, create=True), process=True) as live:
         out.print(f"- service: {live.url} (uvicorn in its own process)\n")
         if args.only != "images":
             rows["search"] = measure(live.url, users, search_sc, args.requests, out)

@@ -60,7 +60,7 @@ def nanorepo_verify(dep: C.Deposited) -> tuple[float, int]:
     """Seconds and bytes for ``Repository.verify`` (default workers)."""
     from nanorepo.repository import Repository
 
-    with Repository(dep.settings) as repo:
+    with Repository(dep.settings, create=True) as repo:
         repo.list_datasets()  # open the catalog outside the timing
         t0 = time.perf_counter()
         reports = repo.verify(dep.ref)

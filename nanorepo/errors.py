@@ -21,10 +21,13 @@ __all__ = [
     "InvalidImage",
     "InvalidInput",
     "InvalidMetadata",
+    "MissingExtra",
     "NanorepoError",
     "PathNotAllowed",
     "PermissionDenied",
+    "RepositoryNotFound",
     "RunNotFound",
+    "UnsafeInput",
     "VersionNotFound",
 ]
 
@@ -44,6 +47,14 @@ class NanorepoError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(message if not hint else f"{message}\n  hint: {hint}")
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (a notebook, a console) shows for this error: the message and the
+        hint, not a traceback through nanorepo's internals, which would bury them."""
+        return [
+            f"{type(self).__name__}: {self.message}",
+            *([f"  hint: {self.hint}"] if self.hint else []),
+        ]
 
 
 class InvalidInput(NanorepoError, ValueError):
@@ -77,6 +88,15 @@ class InvalidMetadata(InvalidInput):
             hint=hint
             or "fix the metadata file (or the instrument export) and run the command again",
         )
+
+
+class UnsafeInput(InvalidInput):
+    """A deposit input is a link, a FIFO, a device file, or a file a format reader would
+    follow out of the deposit (e.g. an OME-TIFF companion named by an absolute path).
+
+    Deposits read only regular files inside the caller's own staging area or upload; the
+    message names the file relative to the deposit.
+    """
 
 
 class DatasetNotFound(NanorepoError, LookupError):
@@ -141,6 +161,23 @@ class IntegrityError(NanorepoError, RuntimeError):
 
 class ConfigurationError(NanorepoError, RuntimeError):
     """The environment or settings are inconsistent."""
+
+
+class RepositoryNotFound(ConfigurationError):
+    """This process was not pointed at a repository, or the one it was pointed at has no
+    catalog; nanorepo never creates one implicitly (only ``nanorepo init``, ``demo``, ``up``)."""
+
+
+class MissingExtra(NanorepoError, ImportError):
+    """A part of nanorepo needs packages of an extra that is not installed."""
+
+    def __init__(self, part: str, extra: str, missing: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{part} needs {missing!r}, which comes with the [{extra}] extra and is not installed",
+            hint=f"pip install 'nanorepo[{extra}]'",
+        )
+        self.name = missing
 
 
 class Busy(NanorepoError, RuntimeError):

@@ -104,6 +104,18 @@ class Settings:
         The container image this process runs in, when known (``NANOREPO_IMAGE``, else
         ``JUPYTER_IMAGE_SPEC`` / ``JUPYTER_IMAGE`` as KubeSpawner sets them); recorded in
         every run's environment.
+    home_set:
+        Whether the home was chosen (``NANOREPO_HOME`` or an explicit ``home``) rather than
+        defaulted; the front door (:mod:`nanorepo.connection`) then looks only there.
+    metadata_max_chars:
+        Longest string (characters) a field of a deposit's sealed metadata may hold
+        (``NANOREPO_METADATA_MAX_CHARS``, default 65,536): sealed metadata can never be
+        edited in place, so a 20 MB paste is refused, not sealed.
+    metadata_max_depth:
+        Deepest nesting of a deposit metadata file (``NANOREPO_METADATA_MAX_DEPTH``,
+        default 32 levels).
+    metadata_max_bytes:
+        Largest deposit metadata file (``NANOREPO_METADATA_MAX_BYTES``, default 1 MiB).
     run_pins:
         Dataset versions a re-run must use (``NANOREPO_RUN_PINS``, ``S-NANO1@v1 ...``): a bare
         accession opened by the notebook resolves to its pinned version, not the latest.
@@ -131,6 +143,10 @@ class Settings:
     run_journal: Path | None = None
     run_pins: tuple[str, ...] = ()
     container_image: str | None = None
+    home_set: bool = False
+    metadata_max_chars: int = 65_536
+    metadata_max_depth: int = 32
+    metadata_max_bytes: int = 1 << 20
 
     @classmethod
     def from_env(
@@ -182,6 +198,10 @@ class Settings:
             or env.get("JUPYTER_IMAGE_SPEC")
             or env.get("JUPYTER_IMAGE")
             or None,
+            home_set=bool(home or env.get("NANOREPO_HOME")),
+            metadata_max_chars=_int(env, "NANOREPO_METADATA_MAX_CHARS", 65_536, 1, 1 << 30),
+            metadata_max_depth=_int(env, "NANOREPO_METADATA_MAX_DEPTH", 32, 4, 256),
+            metadata_max_bytes=_int(env, "NANOREPO_METADATA_MAX_BYTES", 1 << 20, 1024, 1 << 30),
         )
 
     def to_env(self) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""``nanorepo.open``: lazy, physical-unit access to a dataset version.
+"""Lazy, physical-unit access to a dataset version (what ``nanorepo.open`` returns).
 
 Storage is self-describing: ``versions/vN/version.json`` lists a version's images and
 files, so ``open`` needs the catalog only to know which version is the latest and what
@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nanorepo.access._journal import Journal, journal_for
+from nanorepo.access._journal import Journal
 from nanorepo.errors import DatasetNotFound, ImageNotFound, IntegrityError, VersionNotFound
 from nanorepo.settings import Settings
 from nanorepo.storage import Layout, parse_ref, sha256_hex
@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from nanorepo.catalog import Catalog
     from nanorepo.ome import OmeZarrImage
 
-__all__ = ["Dataset", "Image", "open"]
+__all__ = [
+    "Dataset",
+    "Image",
+    "find_dataset_dir",
+    "open_from_storage",
+    "open_version",
+    "pinned",
+    "read_version",
+]
 
 
 _V = re.compile(r"v([1-9][0-9]*)")
@@ -208,7 +216,7 @@ def pick_localisation_table(
     return tables[0]
 
 
-def _find_dataset_dir(layout: Layout, accession: str) -> tuple[Path, str]:
+def find_dataset_dir(layout: Layout, accession: str) -> tuple[Path, str]:
     for access in ("public", "embargoed"):
         d = layout.dataset_dir(accession, access)
         if d.is_dir():
@@ -243,11 +251,33 @@ def open_version(
             expected_metadata_digest = v.metadata_digest
             dataset_dir = layout.dataset_dir(accession, ds.access)
     else:
-        dataset_dir, _access = _find_dataset_dir(layout, accession)
+        dataset_dir, _access = find_dataset_dir(layout, accession)
         latest = _latest_on_storage(dataset_dir)
         number = latest if version is None else version
         if not 1 <= number <= latest:
             raise VersionNotFound(accession, number, latest)
+    return read_version(
+        layout, dataset_dir, accession, number, latest=latest, mutable=mutable,
+        metadata_digest=expected_metadata_digest,
+    )  # fmt: skip
+
+
+def read_version(
+    layout: Layout,
+    dataset_dir: Path,
+    accession: str,
+    number: int,
+    *,
+    latest: int,
+    mutable: Mapping[str, Any],
+    metadata_digest: str | None = None,
+) -> Dataset:
+    """Version ``number`` of the dataset stored in ``dataset_dir``, its facts from storage
+    (``version.json``) and what only the catalog knows given: the latest version, the
+    current administrative metadata and the sealed metadata's digest (checked here).
+
+    Used with a catalog (:func:`open_version`) and, on a user server, with what the service
+    answered while the pixels are read from the server's read-only mount."""
     vdir = dataset_dir / Layout.version_relpath(number)
     try:
         doc = json.loads((vdir / "version.json").read_bytes())
@@ -259,7 +289,7 @@ def open_version(
         ) from exc
     digest = sha256_hex(meta_bytes)
     if digest != doc.get("metadata_sha256") or (
-        expected_metadata_digest is not None and digest != expected_metadata_digest
+        metadata_digest is not None and digest != metadata_digest
     ):
         raise IntegrityError(f"{accession}@v{number}: metadata.json does not match its seal")
     images = [
@@ -284,46 +314,18 @@ def open_version(
         latest_version=latest,
         path=dataset_dir,
         metadata=json.loads(meta_bytes),
-        mutable=mutable,
+        mutable=dict(mutable),
         images=images,
         files=list(doc.get("files", [])),
     )
 
 
-def open(ref: str, *, settings: Settings | None = None) -> Dataset:
-    """Open a dataset version lazily: ``nanorepo.open("S-NANO1")`` or ``"S-NANO1@v2"``.
-
-    Bare accessions mean the latest version. Images are read in place (the repository
-    storage, or its read-only mount); nothing is copied. A dataset that is not on this
-    machine is opened over HTTP from the service at ``NANOREPO_URL`` when that is set
-    (:mod:`nanorepo.access._remote`).
+def open_from_storage(ref: str, settings: Settings) -> Dataset:
+    """Open ``ref`` on the machine that holds the repository (``settings``' storage and, if
+    it exists, its catalog), with the pins of a re-run applied; the caller attaches the run
+    journal. Never creates a catalog: without one, storage alone says what a version holds.
     """
-    settings = settings or Settings.from_env()
-    ref = _pinned(ref, settings.run_pins)
-    try:
-        return _open_local(ref, settings)._attach(journal_for(settings))
-    except DatasetNotFound:
-        if not settings.url:
-            raise
-    from nanorepo.access._remote import open_remote
-
-    return open_remote(ref, settings=settings)._attach(journal_for(settings))
-
-
-def _pinned(ref: str, pins: tuple[str, ...]) -> str:
-    """``ref`` with the version a re-run pinned for it (a bare accession only)."""
-    accession, version = parse_ref(ref)
-    if version is not None or not pins:
-        return ref
-    for pin in pins:
-        acc, ver = parse_ref(pin)
-        if acc == accession and ver is not None:
-            return f"{acc}@v{ver}"
-    return ref
-
-
-def _open_local(ref: str, settings: Settings) -> Dataset:
-    accession, version = parse_ref(ref)
+    accession, version = parse_ref(pinned(ref, settings.run_pins))
     layout = Layout(settings.storage)
     catalog = None
     if not settings.database_url.startswith("sqlite") or _sqlite_exists(settings.database_url):
@@ -335,6 +337,18 @@ def _open_local(ref: str, settings: Settings) -> Dataset:
     finally:
         if catalog is not None:
             catalog.close()
+
+
+def pinned(ref: str, pins: tuple[str, ...]) -> str:
+    """``ref`` with the version a re-run pinned for it (a bare accession only)."""
+    accession, version = parse_ref(ref)
+    if version is not None or not pins:
+        return ref
+    for pin in pins:
+        acc, ver = parse_ref(pin)
+        if acc == accession and ver is not None:
+            return f"{acc}@v{ver}"
+    return ref
 
 
 def _sqlite_exists(url: str) -> bool:

@@ -1,8 +1,8 @@
 """``nanorepo.open`` over HTTP: the same :class:`Dataset` and :class:`Image`, backed by the
 service instead of a mounted storage.
 
-Used when ``NANOREPO_URL`` is set and the dataset is not on this machine (a laptop, or a user
-server that does not mount it). Metadata comes from the API; images are read through the
+Used when this process reaches the repository through its service (:mod:`nanorepo.connection`
+decides: a laptop, or a hub user's server) and the dataset is not on a mount here. Metadata comes from the API; images are read through the
 service's read-only Zarr endpoint with tensorstore (:meth:`OmeZarrImage.open` on the URL,
 with the token as a header), which fetches only the chunks a region touches, so reading a
 region costs what the region costs, wherever the data is.
@@ -21,20 +21,56 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nanorepo.access._open import Dataset, Image, pick_localisation_table
-from nanorepo.errors import NanorepoError
-from nanorepo.settings import Settings
-from nanorepo.storage import parse_ref
+from nanorepo.access._open import (
+    Dataset,
+    Image,
+    find_dataset_dir,
+    pick_localisation_table,
+    read_version,
+)
+from nanorepo.errors import DatasetNotFound, NanorepoError
+from nanorepo.storage import Layout, parse_ref
 
 if TYPE_CHECKING:
     import pandas
 
-    from nanorepo.client import Client
     from nanorepo.ome import OmeZarrImage
 
-__all__ = ["NotOnThisMachine", "RemoteDataset", "RemoteImage", "open_remote"]
+__all__ = ["NotOnThisMachine", "RemoteDataset", "RemoteImage", "ServiceClient", "open_remote"]
+
+
+class ServiceClient(Protocol):
+    """What opening over HTTP needs of a client of the service (:class:`nanorepo.Client`
+    is one): the access layer sits below the client and is handed one, never imports it."""
+
+    url: str
+
+    @property
+    def auth_headers(self) -> dict[str, str]: ...
+
+    def clone(self) -> ServiceClient: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ServiceClient: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def dataset(self, accession: str) -> dict[str, Any]: ...
+
+    def version(self, accession: str, version: int | str | None = None) -> dict[str, Any]: ...
+
+    def sealed_metadata(self, accession: str, version: int | str | None = None) -> Any: ...
+
+    def images(self, accession: str, version: int | str | None = None) -> Any: ...
+
+    def files(self, accession: str, version: int | str | None = None) -> Any: ...
+
+    def download(
+        self, accession: str, version: int | str | None, name: str, dest: Any = None
+    ) -> Path | bytes: ...
 
 
 class NotOnThisMachine(NanorepoError, FileNotFoundError):
@@ -68,9 +104,9 @@ class RemoteDataset(Dataset):
     """
 
     url: str = ""
-    client: Client | None = field(default=None, repr=False, compare=False)
+    client: ServiceClient | None = field(default=None, repr=False, compare=False)
 
-    def _client(self) -> Client:
+    def _client(self) -> ServiceClient:
         """A client for one call (closed after it: a dataset object may live long and be
         copied to workers, so it holds no open connections)."""
         assert self.client is not None
@@ -116,23 +152,33 @@ class RemoteDataset(Dataset):
         return f"<Dataset {self.ref} {self.title!r} images={len(self.images)} (remote)>"
 
 
-def open_remote(
-    ref: str, *, settings: Settings | None = None, client: Client | None = None
-) -> RemoteDataset:
-    """Open ``ACCESSION[@vN]`` from the service at ``NANOREPO_URL`` (or ``client``'s).
+def open_remote(ref: str, client: ServiceClient, *, mount: Layout | None = None) -> Dataset:
+    """Open ``ACCESSION[@vN]`` through the service ``client`` speaks to.
 
-    Raises what the service answers: :class:`~nanorepo.errors.DatasetNotFound` (with the
-    service's message) for a dataset that does not exist or the caller may not see.
+    The service says which version is meant, whether the caller may see it, and the current
+    administrative metadata; the bytes are read from ``mount`` (a user server's read-only
+    view of the storage, where it holds the dataset: the fast path) or else over HTTP
+    (:class:`RemoteDataset`). Raises what the service answers:
+    :class:`~nanorepo.errors.DatasetNotFound` (with the service's message) for a dataset
+    that does not exist or the caller may not see.
     """
-    from nanorepo.client import Client
-
-    if client is None:
-        with Client(settings=settings or Settings.from_env()) as own:
-            return open_remote(ref, client=own)
     accession, version = parse_ref(ref)
     detail = client.dataset(accession)
     v = client.version(accession, version)
     number = int(v["version"])
+    if mount is not None:
+        try:
+            dataset_dir, _area = find_dataset_dir(mount, accession)
+        except DatasetNotFound:
+            pass
+        else:
+            if (dataset_dir / Layout.version_relpath(number) / "version.json").is_file():
+                return read_version(
+                    mount, dataset_dir, accession, number,
+                    latest=int(detail["latest_version"]),
+                    mutable=dict(detail.get("mutable") or {}),
+                    metadata_digest=v.get("metadata_sha256") or None,
+                )  # fmt: skip
     sealed = client.sealed_metadata(accession, number)
     headers = client.auth_headers
     images: list[Image] = [

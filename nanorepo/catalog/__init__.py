@@ -6,6 +6,7 @@ SQLModel tables live in :mod:`nanorepo.catalog.models`; Alembic migrations in
 
 from __future__ import annotations
 
+import nanorepo._server_extra  # noqa: F401  (a clear error if the extra is missing)
 from nanorepo.catalog import models
 from nanorepo.catalog._catalog import MUTABLE_FIELDS, Catalog, ImageRecord, VersionRecord
 from nanorepo.catalog._db import make_engine, migrate

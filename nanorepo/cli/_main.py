@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nanorepo.cli._context import Context
 from nanorepo.cli._runs import COMMANDS as RUN_COMMANDS
 from nanorepo.cli._service import COMMANDS
-from nanorepo.errors import ConfigurationError, InvalidInput, NanorepoError
-from nanorepo.settings import Settings
+from nanorepo.errors import InvalidInput, NanorepoError
 
 __all__ = ["cli", "main"]
 
@@ -33,52 +33,8 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-class _Ctx:
-    def __init__(self, home: str | None, *, local: bool = False) -> None:
-        self.settings = Settings.from_env(home)
-        self.local = local
-        self._repo: Any = None
-        self._client: Any = None
-
-    @property
-    def remote(self) -> bool:
-        """Whether the remote-capable commands go through the service (``NANOREPO_URL``)."""
-        return bool(self.settings.url) and not self.local
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from nanorepo.client import Client
-
-            self._client = Client(settings=self.settings)
-        return self._client
-
-    @property
-    def runs(self) -> Any:
-        """Where runs are recorded: the service when remote, else the local repository."""
-        if self.remote:
-            from nanorepo.client import RemoteRuns
-
-            return RemoteRuns(self.client)
-        return self.repo.runs
-
-    @property
-    def repo(self) -> Any:
-        """The local repository; refused while NANOREPO_URL points elsewhere (a user server
-        would otherwise quietly start an empty repository in its home)."""
-        if self.remote:
-            name = click.get_current_context().command_path
-            raise ConfigurationError(
-                f"`{name}` acts on the local repository ({self.settings.home}), but "
-                f"NANOREPO_URL is set ({self.settings.url})",
-                hint="run it on the service's machine as `nanorepo --local ...`, or unset "
-                "NANOREPO_URL",
-            )
-        if self._repo is None:
-            from nanorepo.repository import Repository
-
-            self._repo = Repository(self.settings)
-        return self._repo
+#: The group's object (kept under this name: commands in other modules annotate with it).
+_Ctx = Context
 
 
 pass_ctx = click.make_pass_decorator(_Ctx)
@@ -112,20 +68,26 @@ def cli(ctx: click.Context, home: str | None, local: bool) -> None:
     every stored byte is still what was published.
 
     \b
-    With NANOREPO_URL set (and NANOREPO_TOKEN, or a hub's JUPYTERHUB_API_TOKEN), these
-    commands go through the service, so they work without access to the catalog:
+    Where the repository is: NANOREPO_URL (a repository's service, with NANOREPO_TOKEN;
+    on a JupyterHub server both are set for you), else NANOREPO_HOME or --home (a
+    repository on this machine), else ~/.nanorepo if `nanorepo init` made one there.
+    Through the service (no catalog needed):
       list, search, show, history, set, grant, release, embargo, deposit (upload),
       run, rerun, runs (the run executes here; its record goes to the service)
     Commands marked (operator) act on the local repository only (its catalog and
-    storage): revise, verify, demo, serve, token, user; with NANOREPO_URL set they
+    storage): init, revise, verify, demo, serve, token, user; with NANOREPO_URL set they
     need --local.
     """
-    ctx.obj = _Ctx(home, local=local)
-    ctx.call_on_close(lambda: ctx.obj._client is not None and ctx.obj._client.close())
+    ctx.obj = Context(home, local=local)
+    ctx.call_on_close(ctx.obj.close)
     if (ctx.obj.settings.home / "runs-active").is_dir():  # a run may have been killed
         from nanorepo.provenance import sweep
 
-        for run_id in sweep(ctx.obj.settings, ctx.obj.runs):
+        try:
+            store = ctx.obj.runs
+        except NanorepoError:  # not pointed at a repository: the command will say so
+            return
+        for run_id in sweep(ctx.obj.settings, store):
             err.print(f"run {run_id} was interrupted (its process ended without finishing)")
 
 
@@ -282,12 +244,7 @@ def set_cmd(
         if not sep or not k:
             raise InvalidInput(f"{a!r} is not KEY=VALUE", hint="e.g. license=CC0-1.0")
         changes[k.strip()] = v
-    if c.remote:
-        from nanorepo.cli import _remote
-
-        revs = _remote.set_metadata(c.client, accession, changes, reason=reason)
-    else:
-        revs = c.repo.set_metadata(accession, changes, reason=reason)
+    revs = c.conn.set_metadata(accession, changes, reason=reason)
     if as_json:
         _emit(revs)
         return
@@ -303,12 +260,7 @@ def set_cmd(
 @pass_ctx
 def history_cmd(c: _Ctx, accession: str, as_json: bool) -> None:
     """Every change of a dataset's administrative metadata: who, when, old -> new, why."""
-    if c.remote:
-        from nanorepo.cli import _remote
-
-        revs = _remote.history(c.client, accession)
-    else:
-        revs = c.repo.history(accession)
+    revs = c.conn.history(accession)
     if as_json:
         _emit(revs)
         return
@@ -341,12 +293,7 @@ def _summary_table(rows: list[dict[str, Any]], total: int) -> None:
 @pass_ctx
 def list_cmd(c: _Ctx, offset: int, limit: int, as_json: bool) -> None:
     """List datasets."""
-    if c.remote:
-        from nanorepo.cli import _remote
-
-        rows, total = _remote.list_datasets(c.client, offset=offset, limit=limit)
-    else:
-        rows, total = c.repo.list_datasets(offset=offset, limit=limit)
+    rows, total = c.conn.search("", offset=offset, limit=limit)
     if as_json:
         _emit({"total": total, "offset": offset, "items": rows})
         return
@@ -374,12 +321,7 @@ def search_cmd(c: _Ctx, query: tuple[str, ...], offset: int, limit: int, as_json
     license, organism, target, technique.
     """
     q = " ".join(_requote(w) for w in query)
-    if c.remote:
-        from nanorepo.cli import _remote
-
-        rows, total = _remote.list_datasets(c.client, q, offset=offset, limit=limit)
-    else:
-        rows, total = c.repo.search(q, offset=offset, limit=limit)
+    rows, total = c.conn.search(q, offset=offset, limit=limit)
     if as_json:
         _emit({"query": q, "total": total, "offset": offset, "items": rows})
         return
@@ -392,12 +334,7 @@ def search_cmd(c: _Ctx, query: tuple[str, ...], offset: int, limit: int, as_json
 @pass_ctx
 def show_cmd(c: _Ctx, ref: str, as_json: bool) -> None:
     """Show a dataset version: metadata, images (with storage paths) and files."""
-    if c.remote:
-        from nanorepo.cli import _remote
-
-        d = _remote.show(c.client, ref)
-    else:
-        d = c.repo.show(ref)
+    d = c.conn.show(ref)
     if as_json:
         _emit(d)
         return
@@ -436,17 +373,29 @@ def show_cmd(c: _Ctx, ref: str, as_json: bool) -> None:
 
 
 @cli.command("verify")
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option("--all-versions", is_flag=True, help="Verify every version, not one.")
+@click.option("--all", "every", is_flag=True, help="Verify every version of every dataset.")
 @click.option("--workers", type=click.IntRange(min=1), help="Hashing threads (default: cores).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def verify_cmd(c: _Ctx, ref: str, all_versions: bool, workers: int | None, as_json: bool) -> None:
-    """(operator) Re-hash every stored object of ACCESSION[@vN] and report mismatches.
+def verify_cmd(
+    c: _Ctx, ref: str | None, all_versions: bool, every: bool, workers: int | None, as_json: bool
+) -> None:
+    """(operator) Re-hash every stored object of ACCESSION[@vN] (or, with --all, of every
+    dataset) and report what differs.
 
-    Reports changed, missing and unexpected objects; exits 1 if there is any.
+    Reports changed and missing objects, links and special files (never followed), objects
+    no manifest lists anywhere in the dataset, catalog digests that disagree with storage
+    and a dataset in the wrong storage area; exits 1 if there is any.
     """
-    reports = c.repo.verify(ref, all_versions=all_versions, workers=workers)
+    if every == bool(ref):
+        raise click.UsageError("give ACCESSION[@vN], or --all for every dataset")
+    reports = (
+        c.repo.verify_all(workers=workers)
+        if every
+        else c.repo.verify(ref or "", all_versions=all_versions, workers=workers)
+    )
     ok = all(r.ok for r in reports)
     if as_json:
         _emit([r.to_json() for r in reports])
@@ -469,6 +418,32 @@ def verify_cmd(c: _Ctx, ref: str, all_versions: bool, workers: int | None, as_js
     sys.exit(0 if ok else 1)
 
 
+@cli.command("init")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def init_cmd(c: Context, as_json: bool) -> None:
+    """(operator) Create an empty repository (catalog, storage) in --home / NANOREPO_HOME.
+
+    Nothing else creates one: every other command stops with an error where there is
+    none. Running it again on an existing repository changes nothing (it is migrated to
+    this version's catalog schema).
+    """
+    from nanorepo.repository import catalog_exists
+
+    existed = catalog_exists(c.settings.database_url)
+    repo = c.creating()
+    repo.ready()
+    repo.layout.root.mkdir(parents=True, exist_ok=True)
+    if as_json:
+        _emit({"home": str(c.settings.home), "created": not existed})
+        return
+    what = "repository already there" if existed else "created an empty repository"
+    err.print(f"{what}: {c.settings.home}")
+    err.print(
+        "next: `nanorepo deposit FILES --title ...`, or `nanorepo demo` for the reference data"
+    )
+
+
 @cli.command("demo")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -479,7 +454,7 @@ def demo_cmd(c: _Ctx, as_json: bool) -> None:
     """
     from nanorepo.cli._demo import deposit_demo
 
-    results = deposit_demo(c.repo, progress=_progress(not as_json))
+    results = deposit_demo(c.creating(), progress=_progress(not as_json))
     if as_json:
         _emit(results)
         return

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from nanorepo.cli._main import _Ctx
+    from nanorepo.cli._context import Context as _Ctx
     from nanorepo.provenance import RunRecord
 
 __all__ = ["COMMANDS", "parse_value"]
@@ -105,7 +105,7 @@ def run_cmd(
     parameters = {name: parse_value(value) for name, value in params}
     if query is None:
         rec = run(notebook, parameters, output_dir=output_dir, kernel=kernel,
-                  settings=c.settings, store=c.runs)  # fmt: skip
+                  settings=c.conn.settings, store=c.runs)  # fmt: skip
         if as_json:
             click.echo(json.dumps(rec.to_json(), indent=2))
         else:
@@ -126,9 +126,12 @@ def run_cmd(
             if rec is not None and rec.status != "succeeded":
                 bar.console.print(f"[red]{rec.status}[/red] {escape(rec.item or '')}: run {rec.id}")
 
+        from nanorepo.connection import batch_items, run_store
+
         batch = run_batch(
             notebook, query, per=per, parameters=parameters, jobs=jobs,  # type: ignore[arg-type]
-            output_dir=output_dir, kernel=kernel, settings=c.settings, progress=progress,
+            output_dir=output_dir, kernel=kernel, settings=c.conn.settings, progress=progress,
+            store=c.runs, open_store=run_store, items=lambda q, p: batch_items(c.conn, q, p),
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(batch.to_json(), indent=2))
@@ -157,7 +160,12 @@ def rerun_cmd(
 
     c = _ctx()
     again, report = rerun(
-        run_id, output_dir=output_dir, rtol=rtol, atol=atol, settings=c.settings, store=c.runs
+        run_id,
+        output_dir=output_dir,
+        rtol=rtol,
+        atol=atol,
+        settings=c.conn.settings,
+        store=c.runs,
     )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -219,7 +227,7 @@ def runs_cmd(
         pages = c.client.runs(dataset=dataset, status=status, batch=batch, page_size=limit)
         found = [RunRecord.from_json(r) for r in islice(pages, limit)]
     else:
-        found = c.runs.find(dataset=dataset, status=status, batch=batch, limit=limit)
+        found = c.repo.runs.find(dataset=dataset, status=status, batch=batch, limit=limit)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in found], indent=2))
         return
@@ -292,7 +300,7 @@ def prov_cmd(target: str, fmt: str, dest: Path | None) -> None:
         lineage = c.client.lineage(focus, output=output)
         assert isinstance(lineage, Lineage)
     else:
-        lineage = c.runs.lineage(focus)
+        lineage = c.repo.runs.lineage(focus)
     if fmt == "tree":
         out.print(lineage_tree(lineage))
         return
@@ -304,7 +312,7 @@ def prov_cmd(target: str, fmt: str, dest: Path | None) -> None:
             assert dest is not None
             dest.write_bytes(c.client.run_crate(runs[0].id))
         else:
-            store = c.runs
+            store = c.repo.runs
             assert dest is not None
             made = write_crate(lineage_of(runs, lineage.batches, focus=lineage.focus),
                                dest.with_suffix(""), zip=True,

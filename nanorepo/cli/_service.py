@@ -20,7 +20,7 @@ from rich.console import Console
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError
 
 if TYPE_CHECKING:
-    from nanorepo.cli._main import _Ctx
+    from nanorepo.cli._context import Context as _Ctx
 
 __all__ = ["COMMANDS"]
 

@@ -36,7 +36,7 @@ from nanorepo.errors import ConfigurationError
 from nanorepo.settings import Settings
 
 if TYPE_CHECKING:
-    from nanorepo.cli._main import _Ctx
+    from nanorepo.cli._context import Context as _Ctx
 
 __all__ = ["up_cmd"]
 
@@ -97,7 +97,7 @@ def _prepare_repository(settings: Settings, hub: Path, *, demo: bool) -> None:
     from nanorepo.repository import Repository
 
     done = hub / "demo-deposited"
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:  # `up` is one of the three that create
         repo.ready()
         if not demo or done.exists():
             return

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from nanorepo.cli._main import _Ctx
+    from nanorepo.cli._context import Context as _Ctx
 
 __all__ = ["view_cmd"]
 

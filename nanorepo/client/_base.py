@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from nanorepo import __version__
+from nanorepo._version import __version__
 from nanorepo.client._errors import error_from_response, transport_error
 from nanorepo.errors import ConfigurationError, IntegrityError
 from nanorepo.settings import Settings

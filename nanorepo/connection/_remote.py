@@ -1,21 +1,19 @@
-"""The read commands and ``set`` through the service, for machines without the catalog.
+"""``show``, ``history`` and ``set`` through the service, for remote connections.
 
-With ``NANOREPO_URL`` set (a user server, a laptop), ``list``, ``search``, ``show``,
-``history`` and ``set`` call these instead of :class:`nanorepo.repository.Repository`; each
-returns data shaped exactly like the repository's, so the command prints the same table or
-JSON either way.
+Each returns data shaped exactly like :class:`nanorepo.repository.Repository`'s, so
+:class:`~nanorepo.connection.Connection` answers the same either way and the CLI prints the
+same table or JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any
 
 from nanorepo.client import Client
 from nanorepo.storage import parse_ref
 
-__all__ = ["history", "list_datasets", "set_metadata", "show"]
+__all__ = ["history", "set_metadata", "show"]
 
 _SUMMARY_KEYS = (
     "accession", "title", "latest_version", "access", "embargo_until", "owner", "created",
@@ -30,15 +28,6 @@ def _url(client: Client, path: str) -> str:
 
 def _summary(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: d.get(k) for k in _SUMMARY_KEYS}
-
-
-def list_datasets(
-    client: Client, q: str = "", *, offset: int = 0, limit: int = 100
-) -> tuple[list[dict[str, Any]], int]:
-    """Datasets (or search results) ``offset .. offset+limit`` and how many there are."""
-    pages = client.datasets(q, page_size=max(1, min(500, offset + limit)))
-    rows = [_summary(d) for d in islice(pages, offset, offset + limit)]
-    return rows, pages.total or 0
 
 
 def history(client: Client, accession: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import nanorepo._hub_extra  # noqa: F401  (a clear error if the extra is missing)
 from nanorepo.hub._config import DEFAULT_PROFILES, SERVER_SCOPES, NanorepoHub, configure
 from nanorepo.hub._local import LocalHub, LocalSpawner, configure_local
 from nanorepo.hub._native import NanorepoAuthenticator

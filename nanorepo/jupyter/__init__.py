@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nanorepo._hub_extra  # noqa: F401  (a clear error if the extra is missing)
 from nanorepo.jupyter._extension import NanorepoExtension
 from nanorepo.jupyter._forward import setup_route_handlers
 from nanorepo.jupyter._notebooks import SyncReport, bundled_notebooks, sync_notebooks

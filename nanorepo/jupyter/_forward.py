@@ -50,7 +50,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.iostream import StreamClosedError
 
-from nanorepo import __version__
+from nanorepo._version import __version__
 from nanorepo.jupyter._napari import NAPARI_KEY, NapariHandler, NapariLauncher
 from nanorepo.settings import Settings
 

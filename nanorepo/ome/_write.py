@@ -56,7 +56,7 @@ import numpy as np
 import tensorstore as ts
 import zarr
 
-from nanorepo import __version__
+from nanorepo._version import __version__
 from nanorepo.errors import InvalidImage, InvalidInput
 from nanorepo.ome._codecs import sharding_codec
 from nanorepo.ome._ngff import _WINDOW_SAMPLES, _Sampler, ome_attributes

@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nanorepo.provenance._batch import batch_items, run_batch
+    from nanorepo.provenance._batch import run_batch
     from nanorepo.provenance._crate import write_crate
     from nanorepo.provenance._environment import capture_environment, diff_environments
     from nanorepo.provenance._graph import lineage_dot, lineage_tree, render_svg
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         RunRecord,
     )
     from nanorepo.provenance._rerun import REPORT_NAME, Reproducibility, compare_runs, rerun
-    from nanorepo.provenance._runner import load_notebook, run, store_for, sweep
+    from nanorepo.provenance._runner import load_notebook, run, sweep
     from nanorepo.provenance._store import Runs, RunStore
 
 # Submodules load on first use: the client needs only the records, and the exports pull in
@@ -62,7 +62,6 @@ _WHERE = {
     "RunRecord": "nanorepo.provenance._record",
     "RunStore": "nanorepo.provenance._store",
     "Runs": "nanorepo.provenance._store",
-    "batch_items": "nanorepo.provenance._batch",
     "capture_environment": "nanorepo.provenance._environment",
     "compare_runs": "nanorepo.provenance._rerun",
     "diff_environments": "nanorepo.provenance._environment",
@@ -79,7 +78,6 @@ _WHERE = {
     "rerun": "nanorepo.provenance._rerun",
     "run": "nanorepo.provenance._runner",
     "run_batch": "nanorepo.provenance._batch",
-    "store_for": "nanorepo.provenance._runner",
     "sweep": "nanorepo.provenance._runner",
     "to_prov": "nanorepo.provenance._prov",
     "write_crate": "nanorepo.provenance._crate",
@@ -101,7 +99,6 @@ __all__ = [
     "RunRecord",
     "RunStore",
     "Runs",
-    "batch_items",
     "capture_environment",
     "compare_runs",
     "diff_environments",
@@ -118,7 +115,6 @@ __all__ = [
     "rerun",
     "run",
     "run_batch",
-    "store_for",
     "sweep",
     "to_prov",
     "write_crate",

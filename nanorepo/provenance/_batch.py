@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,50 +29,21 @@ from typing import Any, Literal
 
 from nanorepo.errors import InvalidInput
 from nanorepo.provenance._record import BatchRecord, NotebookRef, RunRecord, utcnow
-from nanorepo.provenance._runner import _parameter_names, load_notebook, run, store_for, sweep
+from nanorepo.provenance._runner import _parameter_names, load_notebook, run, sweep
 from nanorepo.provenance._store import RunStore
 from nanorepo.settings import Settings
 from nanorepo.storage import canonical_json, sha256_hex
 
-__all__ = ["batch_items", "run_batch"]
+__all__ = ["Items", "StoreFactory", "run_batch"]
+
+#: Makes the run store of the repository ``settings`` point at, in a worker process (a
+#: module-level function, so that it pickles: :func:`nanorepo.connection.run_store`).
+StoreFactory = Callable[[Settings], RunStore]
+#: The items a query finds: ``(query, per) -> ["ACC@vN", ...]`` or ``["ACC@vN/IMAGE", ...]``
+#: (:func:`nanorepo.connection.batch_items`, as the caller may see them).
+Items = Callable[[str, str], list[str]]
 
 Progress = Callable[[int, int, RunRecord | None], None]
-
-
-def batch_items(settings: Settings, query: str, per: str) -> list[str]:
-    """The items a batch runs over: ``ACC@vN`` per dataset or ``ACC@vN/IMAGE`` per image of
-    the datasets ``query`` finds (as the caller may see them), in search order."""
-    if per not in ("dataset", "image"):
-        raise InvalidInput(f"--per must be dataset or image, not {per!r}")
-    refs: list[str] = []
-    if settings.url:
-        from nanorepo.client import Client
-
-        with Client(settings=settings) as c:
-            refs = [f"{d['accession']}@v{d['latest_version']}" for d in c.datasets(query)]
-            if per == "dataset":
-                return refs
-            return [f"{r}/{im['name']}" for r in refs for im in c.images(*_split(r))]
-    from nanorepo.repository import Repository
-
-    with Repository(settings) as repo:
-        offset = 0
-        while True:
-            rows, total = repo.search(query, offset=offset, limit=200)
-            refs += [f"{d['accession']}@v{d['latest_version']}" for d in rows]
-            offset += len(rows)
-            if not rows or offset >= total:
-                break
-        if per == "dataset":
-            return refs
-        from nanorepo.access import open_version
-
-        out = []
-        for r in refs:
-            acc, ver = _split(r)
-            ds = open_version(repo.layout, acc, ver, catalog=repo.catalog)
-            out += [f"{r}/{im.name}" for im in ds.images]
-        return out
 
 
 def _split(ref: str) -> tuple[str, int]:
@@ -96,9 +67,9 @@ def _item_dir(base: Path, item: str) -> Path:
 
 
 @cache
-def _worker_store(settings: Settings) -> RunStore:
+def _worker_store(open_store: StoreFactory, settings: Settings) -> RunStore:
     """One store per worker process (a catalog connection or an HTTP client), reused."""
-    return store_for(settings)
+    return open_store(settings)
 
 
 def _run_item(
@@ -109,11 +80,12 @@ def _run_item(
     batch_id: str,
     item: str,
     kernel: str | None,
+    open_store: StoreFactory,
 ) -> RunRecord:
     """One batch run, in a worker process."""
     return run(
         notebook, params, output_dir=output_dir, kernel=kernel, settings=settings,
-        store=_worker_store(settings), batch=batch_id, item=item,
+        store=_worker_store(open_store, settings), batch=batch_id, item=item,
     )  # fmt: skip
 
 
@@ -145,20 +117,25 @@ def run_batch(
     kernel: str | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    store: RunStore,
+    open_store: StoreFactory,
+    items: Items,
 ) -> BatchRecord:
     """Run ``notebook`` once per item of ``query`` (see the module docstring), resumably.
 
     Returns the batch record; its ``status`` is ``succeeded`` when every item's latest run
     succeeded, ``failed`` otherwise. Ctrl-C stops the pool, marks unfinished runs
     ``interrupted`` and re-raises; running the same batch again resumes it.
-    ``progress(done, total, record)`` is called as runs end.
+    ``progress(done, total, record)`` is called as runs end. ``store`` keeps the records,
+    ``open_store`` makes one in each worker process, ``items`` lists what ``query`` finds:
+    :func:`nanorepo.connection.run_batch` hands in those of the repository this process
+    reaches.
     """
     settings = settings or Settings.from_env()
     if per not in ("dataset", "image"):
         raise InvalidInput(f"--per must be dataset or image, not {per!r}")
-    with closing(store_for(settings)) as store:
-        return _run_batch(notebook, query, per, parameters, jobs, output_dir, kernel, settings,
-                          progress, store)  # fmt: skip
+    return _run_batch(notebook, query, per, parameters, jobs, output_dir, kernel, settings,
+                      progress, store, open_store, items)  # fmt: skip
 
 
 def _run_batch(
@@ -172,6 +149,8 @@ def _run_batch(
     settings: Settings,
     progress: Progress | None,
     store: RunStore,
+    open_store: StoreFactory,
+    items_of: Items,
 ) -> BatchRecord:
     sweep(settings, store)
     path, nb_bytes, nb = load_notebook(notebook)
@@ -216,7 +195,7 @@ def _run_batch(
     )
     # Items: those of the first attempt (pinned versions), plus any the query finds now.
     known = [r["item"] for r in batch.runs]
-    items = list(dict.fromkeys(known + batch_items(settings, query, per)))
+    items = list(dict.fromkeys(known + items_of(query, per)))
     done = {r["item"] for r in batch.runs if r["status"] == "succeeded"}
     todo = [i for i in items if i not in done]
     base = Path(output_dir or Path.cwd() / "nanorepo-runs" / f"batch-{batch.id[:12]}")
@@ -244,6 +223,7 @@ def _run_batch(
                         batch.id,
                         item,
                         kernel,
+                        open_store,
                     )
                 ] = item
             for fut in as_completed(futures):

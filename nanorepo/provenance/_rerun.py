@@ -27,14 +27,13 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nanorepo.provenance._environment import diff_environments
 from nanorepo.provenance._record import RunRecord
-from nanorepo.provenance._runner import run, store_for
+from nanorepo.provenance._runner import run
 from nanorepo.provenance._store import RunStore
 from nanorepo.settings import Settings
 
@@ -176,15 +175,13 @@ def rerun(
     rtol: float = 1e-6,
     atol: float = 0.0,
     settings: Settings | None = None,
-    store: RunStore | None = None,
+    store: RunStore,
 ) -> tuple[RunRecord, Reproducibility]:
     """Execute run ``run_id`` again (same notebook, parameters, input versions) in the
-    current environment; return the new run and the reproducibility report."""
+    current environment; return the new run and the reproducibility report. ``store`` holds
+    the original and receives the new record (``nanorepo.connection.rerun`` hands in the
+    one of the repository this process reaches)."""
     settings = settings or Settings.from_env()
-    if store is None:
-        with closing(store_for(settings)) as own:
-            return rerun(run_id, output_dir=output_dir, rtol=rtol, atol=atol, settings=settings,
-                         store=own)  # fmt: skip
     original = store.get(run_id)
     nb = store.notebook(original.id)
     params = dict(original.parameters)

@@ -16,10 +16,10 @@ record around it, with nothing for the notebook author to do:
 - the executed notebook and every file written to the output directory are published
   with their digests, all or nothing.
 
-Where records go is a :class:`~nanorepo.provenance.RunStore`: the local repository
-(:class:`~nanorepo.provenance.Runs`) or, on a user server with ``NANOREPO_URL``, the service
-(:class:`~nanorepo.client.RemoteRuns`): :func:`store_for` picks it, importing the client or
-the repository lazily, as :func:`nanorepo.open` reaches the service only when it must.
+Where records go is a :class:`~nanorepo.provenance.RunStore` the caller hands in: the local
+repository (:class:`~nanorepo.provenance.Runs`) or the service
+(:class:`~nanorepo.client.RemoteRuns`). This module does not choose: the front door
+(:mod:`nanorepo.connection`, behind ``nanorepo.run`` and the CLI) does.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,24 +48,8 @@ __all__ = [
     "load_notebook",
     "process_alive",
     "run",
-    "store_for",
     "sweep",
 ]
-
-
-def store_for(settings: Settings) -> RunStore:
-    """The run store for ``settings``: the service when ``NANOREPO_URL`` is set (a user
-    server: storage is read-only there, and only the service writes), else the local
-    repository."""
-    if settings.url:
-        from nanorepo.client import Client, RemoteRuns
-
-        return RemoteRuns(Client(settings=settings))
-    from nanorepo.provenance._store import Runs
-    from nanorepo.repository import Repository
-
-    repo = Repository(settings)
-    return Runs(repo.runs.catalog, repo.layout, on_close=repo.close)
 
 
 def load_notebook(path: str | os.PathLike[str]) -> tuple[Path, bytes, dict[str, Any]]:
@@ -185,7 +169,7 @@ def _marker(settings: Settings, run_id: str) -> Iterator[Path]:
         journal.unlink(missing_ok=True)
 
 
-def sweep(settings: Settings, store: RunStore | None = None) -> list[str]:
+def sweep(settings: Settings, store: RunStore) -> list[str]:
     """Mark runs of this home whose process died (SIGKILL, a crash) ``interrupted``.
 
     Cheap when nothing is running (one directory listing): every ``nanorepo`` command calls
@@ -206,11 +190,7 @@ def sweep(settings: Settings, store: RunStore | None = None) -> list[str]:
             continue
         # a run never registered, or not ours to see: just forget the marker
         with suppress(NanorepoError):
-            if store is None:
-                with closing(store_for(settings)) as own:
-                    own.interrupt(a.id)
-            else:
-                store.interrupt(a.id)
+            store.interrupt(a.id)
         m.unlink(missing_ok=True)
         (d / f"{a.id}.journal").unlink(missing_ok=True)
         done.append(a.id)
@@ -284,7 +264,7 @@ def run(
     output_dir: str | os.PathLike[str] | None = None,
     kernel: str | None = None,
     settings: Settings | None = None,
-    store: RunStore | None = None,
+    store: RunStore,
     batch: str | None = None,
     item: str | None = None,
     rerun_of: str | None = None,
@@ -308,7 +288,8 @@ def run(
     kernel:
         Kernel name; default the notebook's own kernelspec (``python3``).
     settings, store:
-        Where records go; default from the environment (:func:`store_for`).
+        Where records go (:func:`nanorepo.run` hands in the one of the repository this
+        process reaches, :func:`nanorepo.connection.connect`).
     batch, item, rerun_of, pins:
         Set by :func:`run_batch` and :func:`rerun`: the batch and item this run is for, the
         run it repeats, the dataset versions bare accessions resolve to.
@@ -326,13 +307,6 @@ def run(
         Ctrl-C marks the run ``interrupted`` and re-raises.
     """
     settings = settings or Settings.from_env()
-    if store is None:
-        with closing(store_for(settings)) as own:
-            return run(
-                notebook, parameters, output_dir=output_dir, kernel=kernel, settings=settings,
-                store=own, batch=batch, item=item, rerun_of=rerun_of, pins=pins, log=log,
-                execute=execute, before_finish=before_finish,
-            )  # fmt: skip
     sweep(settings, store)
     path, nb_bytes, nb = load_notebook(notebook)
     params = dict(parameters or {})

@@ -165,7 +165,7 @@ class Runs:
         self._on_close = on_close
 
     def close(self) -> None:
-        """Release what this store opened (the repository of :func:`store_for`)."""
+        """Release what this store opened (``on_close``: e.g. a repository opened for it)."""
         if self._on_close is not None:
             self._on_close()
 

@@ -19,7 +19,7 @@ from nanorepo.catalog import Catalog
 from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset as DatasetRow
 from nanorepo.deposition import DepositResult, deposit, recover, revise
-from nanorepo.errors import InvalidInput
+from nanorepo.errors import InvalidInput, RepositoryNotFound
 from nanorepo.preservation import VerifyReport, verify_version
 from nanorepo.provenance import Runs
 from nanorepo.search import index_dataset, search
@@ -32,15 +32,30 @@ Progress = Callable[[str], None]
 
 
 class Repository:
-    """A nanorepo repository: catalog + storage, as configured by :class:`Settings`."""
+    """A nanorepo repository: catalog + storage, as configured by :class:`Settings`.
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    Parameters
+    ----------
+    settings:
+        Where the catalog and storage are (default: the environment, ``NANOREPO_HOME``).
+    create:
+        Create the catalog if there is none. Only ``nanorepo init``, ``demo`` and ``up``
+        (and test fixtures) pass it: anything else that finds no catalog stops with
+        :class:`~nanorepo.errors.RepositoryNotFound` instead of quietly starting an empty
+        repository (a hub user's server has no catalog; it reaches the service, see
+        :mod:`nanorepo.connection`).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, create: bool = False) -> None:
         self.settings = settings or Settings.from_env()
         self.layout = Layout(self.settings.storage)
+        self.create = create
         self._recovered = False
 
     @cached_property
     def catalog(self) -> Catalog:
+        if not self.create and not catalog_exists(self.settings.database_url):
+            raise no_repository(self.settings)
         self.settings.home.mkdir(parents=True, exist_ok=True)
         cat = Catalog(self.settings.database_url)
         return cat
@@ -379,23 +394,43 @@ class Repository:
         workers: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[VerifyReport]:
-        """Re-hash every stored object of a version (or all versions) and record the result."""
+        """Re-hash every stored object of a version (or all versions) and record the result.
+
+        Besides the objects themselves this compares the catalog's digests with storage and
+        scans the dataset's whole tree (links, special files, objects no manifest lists, a
+        copy in the other storage area); those findings are reported with the newest
+        version checked.
+        """
+        from nanorepo.preservation import CatalogVersion, check_tree
+
         acc, ver = parse_ref(ref)
         cat = self._ready()
         with cat.session() as s:
             ds = cat.dataset(s, acc)
-            targets = (
-                list(cat.versions(s, ds.id))  # type: ignore[arg-type]
-                if all_versions
-                else [cat.version(s, acc, ver)]
-            )
+            every = list(cat.versions(s, ds.id))  # type: ignore[arg-type]
+            targets = every if all_versions else [cat.version(s, acc, ver)]
+            expect = {
+                v.number: CatalogVersion(
+                    v.number,
+                    v.manifest_digest,
+                    {i.path: i.manifest_digest for i in cat.images(s, v.id)},  # type: ignore[arg-type]
+                    {f.path: (f.sha256, f.size_bytes) for f in cat.files(s, v.id)},  # type: ignore[arg-type]
+                    v.metadata_digest,
+                )
+                for v in targets
+            }
             access = ds.access
+            all_digests = [(v.number, v.manifest_digest) for v in every]
         dataset_dir = self.layout.dataset_dir(acc, access)
+        other = self.layout.dataset_dir(acc, "public" if access == "embargoed" else "embargoed")
         reports = []
         for v in targets:
             rep = verify_version(
-                dataset_dir, acc, v.number, v.manifest_digest, workers=workers, progress=progress
-            )
+                dataset_dir, acc, v.number, v.manifest_digest, catalog=expect[v.number],
+                workers=workers, progress=progress,
+            )  # fmt: skip
+            if v is targets[-1]:
+                rep.problems += check_tree(dataset_dir, all_digests, other_area_dir=other)
             with cat.session() as s:
                 cat.record_fixity(
                     s, v.id, who=self.settings.user, ok=rep.ok,  # type: ignore[arg-type]
@@ -405,6 +440,49 @@ class Repository:
                 s.commit()
             reports.append(rep)
         return reports
+
+    def verify_all(
+        self, *, workers: int | None = None, progress: Callable[[int], None] | None = None
+    ) -> list[VerifyReport]:
+        """:meth:`verify` every version of every dataset (public and embargoed)."""
+        cat = self._ready()
+        with cat.session() as s:
+            accessions = [d.accession for d in cat.all_datasets(s)]
+        reports: list[VerifyReport] = []
+        for acc in sorted(accessions, key=lambda a: int(a.removeprefix("S-NANO"))):
+            reports += self.verify(acc, all_versions=True, workers=workers, progress=progress)
+        return reports
+
+
+def catalog_exists(url: str) -> bool:
+    """Whether the catalog at ``url`` exists (an SQLite file, or a database with nanorepo's
+    schema), checked without creating anything."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        return bool(path) and path != ":memory:" and Path(path).is_file()
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+    except Exception:  # unreachable or no such database: there is no catalog to use
+        return False
+    finally:
+        engine.dispose()
+
+
+def no_repository(settings: Settings) -> RepositoryNotFound:
+    """The error for a home without a catalog: what was looked for and how to point at one."""
+    where = settings.home if settings.database_url.startswith("sqlite") else settings.database_url
+    return RepositoryNotFound(
+        f"there is no nanorepo repository at {where} (no catalog: "
+        f"{settings.database_url.split('://', 1)[0]})",
+        hint="create one with `nanorepo init` (or `nanorepo demo`, `nanorepo up`), point "
+        "NANOREPO_HOME (or --home) at an existing one, or reach a repository's service "
+        "with NANOREPO_URL (on a hub it is set for you): nanorepo.open, nanorepo.search, "
+        "nanorepo.Client and the nanorepo command then go through it",
+    )
 
 
 def _iso(d: date | None) -> str | None:

@@ -490,7 +490,7 @@ def live_hub(
     if database_url:
         env_in["NANOREPO_DATABASE_URL"] = database_url
     settings = Settings.from_env(workdir / "home", env=env_in)
-    repo = Repository(settings)
+    repo = Repository(settings, create=True)
     try:
         seed = seed_repository(repo, workdir / "seed")
     finally:

@@ -250,7 +250,7 @@ def live_service(
     """
     from nanorepo.service import create_app
 
-    repo = repo or Repository(settings)
+    repo = repo or Repository(settings, create=True)
     if process:
         with _service_process(settings, repo) as live:
             yield live

@@ -98,7 +98,7 @@ def repo(settings: Settings) -> Iterator[Any]:
     """A :class:`nanorepo.repository.Repository` on each catalog backend."""
     from nanorepo.repository import Repository
 
-    r = Repository(settings)
+    r = Repository(settings, create=True)
     yield r
     r.close()
 
@@ -107,14 +107,19 @@ def repo(settings: Settings) -> Iterator[Any]:
 def sqlite_repo(sqlite_settings: Settings) -> Iterator[Any]:
     from nanorepo.repository import Repository
 
-    r = Repository(sqlite_settings)
+    r = Repository(sqlite_settings, create=True)
     yield r
     r.close()
 
 
 @pytest.fixture
 def cli_env(sqlite_settings: Settings) -> dict[str, str]:
-    """Environment for running the ``nanorepo`` command against a fresh repository."""
+    """Environment for running the ``nanorepo`` command against a fresh repository (created
+    first, as ``nanorepo init`` does: no other command creates one)."""
+    from nanorepo.repository import Repository
+
+    with Repository(sqlite_settings, create=True) as fresh:
+        fresh.ready()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NANOREPO_")}
     env.update(
         NANOREPO_HOME=str(sqlite_settings.home),

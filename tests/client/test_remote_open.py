@@ -16,7 +16,7 @@ import yaml
 
 import nanorepo
 from nanorepo.access._remote import NotOnThisMachine, RemoteDataset
-from nanorepo.errors import DatasetNotFound
+from nanorepo.errors import DatasetNotFound, RepositoryNotFound
 from tests.conftest import METADATA, write_ome_tiff
 
 
@@ -88,9 +88,9 @@ def test_open_over_http_sees_what_the_user_may_see(
     for acc in (seed.granted, seed.hidden):
         with pytest.raises(DatasetNotFound, match="no dataset"):
             nanorepo.open(acc)
-    # without NANOREPO_URL, a dataset not on this machine is simply not found
+    # without NANOREPO_URL, an empty home is no repository: a clear error, nothing created
     monkeypatch.delenv("NANOREPO_URL")
-    with pytest.raises(DatasetNotFound):
+    with pytest.raises(RepositoryNotFound, match="there is no nanorepo repository at"):
         nanorepo.open(seed.public)
     assert list(remote_env.iterdir()) == []
 

@@ -118,7 +118,7 @@ def _stopped_cleanly(up: Up) -> None:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with a small seeded repository (instead of the demo data, for speed)."""
     home = tmp_path_factory.mktemp("up") / "home"
-    with Repository(Settings.from_env(home, env={"NANOREPO_USER": "alice"})) as repo:
+    with Repository(Settings.from_env(home, env={"NANOREPO_USER": "alice"}), create=True) as repo:
         seed_repository(repo, home.parent / "seed")
     return home
 

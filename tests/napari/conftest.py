@@ -259,7 +259,7 @@ def napari_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
     settings = Settings.from_env(tmp / "home", env={"NANOREPO_USER": "alice"}).with_(
         keep_originals=False
     )
-    repo = Repository(settings)
+    repo = Repository(settings, create=True)
     seed = seed_repository(repo, tmp / "seed")
     (tmp / "big").mkdir()
     _write_big(tmp / "big" / "big.ome.tif")

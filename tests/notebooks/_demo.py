@@ -81,7 +81,7 @@ def demo_repository(root: Path) -> Iterator[DemoRepository]:
     """Deposit the demo datasets under ``root`` (an empty directory) and serve them until
     the block ends."""
     settings = Settings.from_env(root / "home", env={"NANOREPO_USER": "trainee"})
-    with Repository(settings) as repo:
+    with Repository(settings, create=True) as repo:
         deposited = deposit_demo(repo)
     accessions = {}
     for role, phrase in _DEMO_TITLES.items():

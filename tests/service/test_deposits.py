@@ -216,14 +216,14 @@ def test_uploads_over_the_limit_are_cut_off_with_413(
 @pytest.fixture
 def staged_service(settings: Settings, tmp_path: Path) -> Iterator[Any]:
     """A live service whose depositors have staging areas ``areas/<user>/``."""
-    seeder = Repository(settings)
+    seeder = Repository(settings, create=True)
     seed = seed_repository(seeder, tmp_path / "seed")
     seeder.close()
     areas = (tmp_path / "areas").resolve()
     for user in ("erin", "alice"):
         (areas / user).mkdir(parents=True)
     st = settings.with_(allowed_roots=(areas,))
-    repo = Repository(st)
+    repo = Repository(st, create=True)
     with live_service(st, repo=repo) as live:
         live.seed = seed  # type: ignore[attr-defined]
         live.areas = areas  # type: ignore[attr-defined]

@@ -91,7 +91,7 @@ def viewers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = Settings.from_env(tmp / "home", env={"NANOREPO_USER": "alice"}).with_(
         cors_origins=(ORIGIN,)
     )
-    repo = Repository(settings)
+    repo = Repository(settings, create=True)
     seed = seed_repository(repo, tmp / "seed")
     public = deposit_volume(repo, tmp / "in", "volume", embargoed=False)
     private = deposit_volume(repo, tmp / "in", "secret", embargoed=True)
