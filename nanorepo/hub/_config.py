@@ -380,7 +380,8 @@ def configure(c: Config) -> NanorepoHub:
 def _pages(c: Config, hub: NanorepoHub) -> None:
     """The hub's own pages: nanorepo's templates first (a *Repository* link to the
     service's landing page; with sign-up accounts, *Accounts* for admins and *Change
-    password*), and the scope that lets the service list pending sign-ups."""
+    password*) and, with sign-up accounts, the scope that lets the service list pending
+    sign-ups (set ``JupyterHub.authenticator_class`` before calling :func:`configure`)."""
     from nanorepo.hub._native import SIGNUPS_SCOPE, TEMPLATES, NanorepoAuthenticator
 
     jh = c.JupyterHub
@@ -394,6 +395,8 @@ def _pages(c: Config, hub: NanorepoHub) -> None:
         "nanorepo_service_url": f"{base.rstrip('/')}/services/{hub.service_name}/",
         "nanorepo_accounts": accounts,
     }
+    if not accounts:  # no sign-ups to list (e.g. OIDC on Kubernetes)
+        return
     jh.custom_scopes = {
         **dict(jh.get("custom_scopes") or {}),
         SIGNUPS_SCOPE: {"description": "List the sign-ups waiting for approval."},

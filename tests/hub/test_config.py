@@ -65,9 +65,24 @@ def test_configure_adds_service_culler_roles_and_hooks(tmp_path: Path) -> None:
         "cpu_limit": 4.0, "mem_limit": "16G", "cpu_guarantee": 4.0, "mem_guarantee": "16G"
     }  # fmt: skip
     assert hub.servers_url() == "http://127.0.0.1:9999/services/nanorepo"
+    # the hub's pages: nanorepo's templates, a Repository link, the sign-ups scope
+    assert c.JupyterHub.template_paths[0].endswith("nanorepo/hub/templates")
+    assert c.JupyterHub.template_vars["nanorepo_service_url"] == "/services/nanorepo/"
+    assert not c.JupyterHub.template_vars["nanorepo_accounts"]  # no sign-up accounts here
+    assert "custom_scopes" not in c.JupyterHub
     configure(c)  # again: nothing is doubled
     assert [s["name"] for s in c.JupyterHub.services] == ["other", "nanorepo", "idle-culler"]
     assert len(c.JupyterHub.load_roles) == 3
+    assert len(c.JupyterHub.template_paths) == 1
+    # with NativeAuthenticator's sign-ups: Accounts in the menu, the service lists them
+    from nanorepo.hub import NanorepoAuthenticator
+
+    c.JupyterHub.authenticator_class = NanorepoAuthenticator
+    configure(c)
+    assert c.JupyterHub.template_vars["nanorepo_accounts"] is True
+    assert "custom:nanorepo:signups" in c.JupyterHub.custom_scopes
+    role = c.JupyterHub.load_roles[-1]
+    assert role["services"] == ["nanorepo"] and role["scopes"] == ["custom:nanorepo:signups"]
 
 
 def test_configure_options_for_kubernetes_and_restricted_access(tmp_path: Path) -> None:
