@@ -4,7 +4,7 @@ them, asserted on pixel statistics of the PNGs the service sends.
 * S-NANO2 (a sparse dSTORM rendering) is not black at the panel's 64 px;
 * S-NANO1's STED image shows its pores as many separate bright spots at 64 px (an area
   mean turned them into a dim haze), where the confocal image of the same field is a
-  connected haze, and is read from a level of at least 128 px;
+  connected haze, is read from a level of at least 128 px, and is the dataset's picture;
 * S-NANO3 (two channels, 16 z planes) is a maximum projection over z, in the stored
   channel colours (cyan + green: no red), with the stored contrast windows (a pixel at the
   window's end is saturated in its colour).
@@ -74,6 +74,10 @@ def test_demo_thumbnails_are_readable(demo: Any) -> None:
         assert np.percentile(sted, 5) < 64  # with a dark background between them
         # above a quarter of the window, confocal spots merge into a connected haze
         assert _spots(sted, 64) > 5 * _spots(confocal, 64)
+        # and the dataset's picture (panel, landing page) is the STED image, not the
+        # confocal one that sorts first
+        hits = {h["accession"]: h for h in c.get("/datasets").json()["items"]}
+        assert hits[npc]["thumbnail"].split("/")[-2] == "npc_sted"
         image = _zarr(demo.repo, npc, "npc_sted")
         assert len(image.levels) > 1
         for size in (32, 64, 256):
