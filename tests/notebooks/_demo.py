@@ -4,9 +4,10 @@ Shared by the notebook tests (``conftest.py``) and by ``refresh_outputs.py``, wh
 the training notebooks' reference outputs: both must run the notebooks under exactly the
 same conditions, or nbval would compare outputs made under different ones.
 
-The demo reference datasets are deposited into a fresh home; kernels find it through
-``NANOREPO_HOME`` and reach a live service over it through ``NANOREPO_URL`` with a token of
-user ``trainee`` (as on the hub). A ``python3`` kernel spec written into a private
+The demo reference datasets are deposited into a fresh home. Kernels see it as a hub user's
+server does: no ``NANOREPO_HOME`` and no catalog, a live service over it at ``NANOREPO_URL``
+with a token of user ``trainee``, the storage at ``NANOREPO_STORAGE`` (the server's read-only
+mount) and a ``HOME`` of their own, in which nothing may create a repository. A ``python3`` kernel spec written into a private
 ``JUPYTER_PATH`` directory (searched before the user's and the system's) makes every kernel
 run this interpreter, so the notebooks import the nanorepo under test, whatever kernels the
 machine has installed.
@@ -50,14 +51,18 @@ class DemoRepository:
     accessions:
         Accession per demo dataset role (``npc_sted``, ``npc_smlm``, ``sim``, ``chromatin``).
     env:
-        Environment for kernels and notebook runners: ``NANOREPO_HOME``, ``NANOREPO_URL``,
-        ``NANOREPO_TOKEN``, a ``JUPYTER_PATH`` whose ``python3`` kernel is this interpreter,
-        no other ``NANOREPO_*`` settings.
+        Environment for kernels and notebook runners, a hub user's: ``NANOREPO_URL``,
+        ``NANOREPO_TOKEN``, ``NANOREPO_STORAGE``, ``HOME`` (:attr:`user_home`), a
+        ``JUPYTER_PATH`` whose ``python3`` kernel is this interpreter, no other
+        ``NANOREPO_*`` settings (no home: nothing to create a catalog in).
+    user_home:
+        The kernels' ``HOME``; tests check that no repository appears in it.
     """
 
     home: Path
     accessions: dict[str, str]
     env: dict[str, str]
+    user_home: Path
 
 
 def _kernel_path(root: Path) -> Path:
@@ -98,17 +103,23 @@ def demo_repository(root: Path) -> Iterator[DemoRepository]:
         s.commit()
     try:
         with live_service(settings, repo=repo) as live:
+            user_home = root / "trainee"
+            user_home.mkdir()
+            import matplotlib
+
             env.update(
-                NANOREPO_HOME=str(settings.home),
+                HOME=str(user_home),
+                MPLCONFIGDIR=matplotlib.get_configdir(),  # its font cache, not a new one
                 NANOREPO_USER="trainee",
                 NANOREPO_URL=live.url,
                 NANOREPO_TOKEN=token,
+                NANOREPO_STORAGE=str(settings.storage),
                 JUPYTER_PATH=str(_kernel_path(root / "jupyter")),
                 IPYTHONDIR=str(root / "ipython"),  # no user profile or startup files in kernels
                 # jupyter_core warns (an error under our filterwarnings) unless this is set.
                 JUPYTER_PLATFORM_DIRS="1",
                 PYDEVD_DISABLE_FILE_VALIDATION="1",
             )
-            yield DemoRepository(settings.home, accessions, env)
+            yield DemoRepository(settings.home, accessions, env, user_home)
     finally:
         repo.close()

@@ -11,7 +11,9 @@ trainee reads stay true. Figures are not compared (nbval skips images), their nu
 
 nbval runs in a child pytest, so that its ``.ipynb`` collector stays out of this suite; the
 child keeps the project's pytest configuration (warnings are errors there too), gets a
-temporary rootdir and the demo repository's environment for its kernels. Notebooks 1-4
+temporary rootdir and the demo repository's environment for its kernels: a hub user's (no
+``NANOREPO_HOME``, the service at ``NANOREPO_URL`` with the user's token, the storage mounted),
+so the notebooks run here exactly as shipped to every hub user. Notebooks 1-4
 change nothing in the repository; notebook 5 posts a thread and records a run, and its
 committed outputs are those of a fresh demo repository, as here.
 """
@@ -134,3 +136,6 @@ def test_training_notebook_runs_under_nbval(
         f"`python -m tests.notebooks.refresh_outputs` and commit the notebooks):\n"
         f"{proc.stdout[-20000:]}\n{proc.stderr[-3000:]}"
     )
+    # as on the hub: nothing but init/demo/up creates a catalog, least of all in a home
+    # (a run keeps only its marker in ~/.nanorepo/runs-active, to find it if killed)
+    assert list(demo_repository.user_home.rglob("*.sqlite")) == []
