@@ -44,7 +44,7 @@ def _panel(img: nanorepo.Image, *, crop_nm: float | None = None) -> np.ndarray:
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.from_env(home, env={"NANOREPO_USER": "demo"})
-        with Repository(settings) as repo:
+        with Repository(settings, create=True) as repo:
             deposit_demo(repo)
         npc = nanorepo.open("S-NANO1", settings=settings)
         sim = nanorepo.open("S-NANO3", settings=settings)

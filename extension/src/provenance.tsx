@@ -480,7 +480,7 @@ function EmptyRuns(props: { accession: string; version: number | null; filtered:
       </p>
       <pre className="nr-Command">{command}</pre>
       <p className="nr-Meta">
-        Templates are in <code>notebooks/analyses/</code> (their parameters cell names what <code>-p</code> sets).
+        Templates are in <code>~/nanorepo-notebooks/analyses/</code> (their parameters cell names what <code>-p</code> sets).
       </p>
     </div>
   );

@@ -2,9 +2,9 @@
 ``release``, ``embargo``.
 
 ``serve``, ``token`` and ``user`` are operator commands: they act on the local repository
-(its catalog) and never on a remote service. ``grant``, ``release`` and ``embargo`` act on the
-local repository too, or, with ``NANOREPO_URL`` set, ask the service (which checks that the
-caller may).
+(its catalog) and never on a remote service. ``grant``, ``release`` and ``embargo`` act
+wherever the front door (:mod:`nanorepo.connection`) reaches the repository: the local one,
+or the service (which checks that the caller may).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 from rich.console import Console
 
-from nanorepo.errors import Conflict, InvalidInput, NanorepoError
+from nanorepo.errors import InvalidInput
 
 if TYPE_CHECKING:
     from nanorepo.cli._context import Context as _Ctx
@@ -27,10 +27,6 @@ __all__ = ["COMMANDS"]
 err = Console(stderr=True, highlight=False)
 
 _ROLES = ["reader", "depositor", "curator", "admin"]
-
-
-class GrantNotFound(NanorepoError, LookupError):
-    """There is no such grant to revoke."""
 
 
 @click.command("serve")
@@ -164,16 +160,10 @@ def grant_cmd(
             f"{who!r} is not a valid {kind} name", hint="use letters, digits and . _ @ + -"
         )
     result: dict[str, Any] = {"accession": accession, "kind": kind, "principal": who}
-    if c.remote:
-        if revoke:
-            c.client.revoke(accession, **{kind: who})
-        else:
-            result.update(c.client.grant(accession, **{kind: who}))
-    elif revoke:
-        if not c.repo.revoke(accession, kind, who):
-            raise GrantNotFound(f"{accession} has no grant for {kind} {who}")
+    if revoke:
+        c.conn.revoke(accession, kind, who)
     else:
-        result.update(c.repo.grant(accession, kind, who))
+        result.update(c.conn.grant(accession, kind, who))
     result["revoked" if revoke else "granted"] = True
     if as_json:
         click.echo(_dumps(result))
@@ -194,13 +184,7 @@ def release_cmd(c: _Ctx, accession: str, reason: str, as_json: bool) -> None:
 
     With NANOREPO_URL set this asks the service (owners, curators, admins may).
     """
-    if c.remote:
-        summary = c.client.release(accession, reason)
-    else:
-        if not c.repo.release(accession, reason=reason):
-            raise Conflict(f"{accession} is public already")
-        summary = _local_summary(c, accession)
-    _print_access(summary, as_json)
+    _print_access(c.conn.release(accession, reason=reason), as_json)
 
 
 @click.command("embargo")
@@ -219,17 +203,7 @@ def embargo_cmd(c: _Ctx, accession: str, until: Any, reason: str, as_json: bool)
     day: date = until.date()
     if day <= date.today():
         raise InvalidInput(f"--until {day} is not in the future", hint="give a later date")
-    if c.remote:
-        summary = c.client.embargo(accession, day, reason)
-    else:
-        c.repo.embargo(accession, day, reason=reason)
-        summary = _local_summary(c, accession)
-    _print_access(summary, as_json)
-
-
-def _local_summary(c: _Ctx, accession: str) -> dict[str, Any]:
-    d = c.repo.show(accession)
-    return {k: d[k] for k in ("accession", "title", "access", "embargo_until")}
+    _print_access(c.conn.embargo(accession, day, reason=reason), as_json)
 
 
 def _print_access(summary: dict[str, Any], as_json: bool) -> None:

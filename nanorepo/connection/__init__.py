@@ -6,6 +6,7 @@ from __future__ import annotations
 from nanorepo.connection._connection import (
     SERVICE_NAME,
     Connection,
+    GrantNotFound,
     batch_items,
     connect,
     open,
@@ -19,6 +20,7 @@ from nanorepo.connection._connection import (
 __all__ = [
     "SERVICE_NAME",
     "Connection",
+    "GrantNotFound",
     "batch_items",
     "connect",
     "open",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from nanorepo.access import Dataset, journal_for, open_from_storage, open_remote, pinned
-from nanorepo.errors import ConfigurationError, RepositoryNotFound
+from nanorepo.errors import ConfigurationError, Conflict, NanorepoError, RepositoryNotFound
 from nanorepo.settings import Settings
 from nanorepo.storage import Layout, parse_ref
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SERVICE_NAME",
     "Connection",
+    "GrantNotFound",
     "batch_items",
     "connect",
     "open",
@@ -63,6 +65,10 @@ _SUMMARY_KEYS = (
     "accession", "title", "latest_version", "access", "embargo_until", "owner", "created",
     "license",
 )  # fmt: skip
+
+
+class GrantNotFound(NanorepoError, LookupError):
+    """There is no such grant to revoke."""
 
 
 class Connection:
@@ -198,6 +204,38 @@ class Connection:
 
             return set_metadata(self.client, accession, changes, reason=reason)
         return self.repository.set_metadata(accession, changes, reason=reason)
+
+    def grant(self, accession: str, kind: str, principal: str) -> dict[str, Any]:
+        """Give a user or group (``kind``) access to an embargoed dataset."""
+        if self.remote:
+            return dict(self.client.grant(accession, **{kind: principal}))
+        return self.repository.grant(accession, kind, principal)
+
+    def revoke(self, accession: str, kind: str, principal: str) -> None:
+        """Withdraw a grant; :class:`GrantNotFound` if there is none."""
+        if self.remote:
+            self.client.revoke(accession, **{kind: principal})
+        elif not self.repository.revoke(accession, kind, principal):
+            raise GrantNotFound(f"{accession} has no grant for {kind} {principal}")
+
+    def release(self, accession: str, *, reason: str) -> dict[str, Any]:
+        """End a dataset's embargo now; its access summary after."""
+        if self.remote:
+            return dict(self.client.release(accession, reason))
+        if not self.repository.release(accession, reason=reason):
+            raise Conflict(f"{accession} is public already")
+        return self._access_summary(accession)
+
+    def embargo(self, accession: str, until: date, *, reason: str) -> dict[str, Any]:
+        """Put a dataset (back) under embargo until ``until``; its access summary after."""
+        if self.remote:
+            return dict(self.client.embargo(accession, until, reason))
+        self.repository.embargo(accession, until, reason=reason)
+        return self._access_summary(accession)
+
+    def _access_summary(self, accession: str) -> dict[str, Any]:
+        d = self.repository.show(accession)
+        return {k: d[k] for k in ("accession", "title", "access", "embargo_until")}
 
     def image_names(self, ref: str) -> list[str]:
         """The names of a dataset version's images."""

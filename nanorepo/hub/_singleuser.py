@@ -14,14 +14,25 @@ Two costs of every server start buy nothing on a user server and are skipped:
 
 Both are undone by nothing else and leave every other behaviour as it is; kernels are
 other processes and are not affected.
+
+And one thing is added: **terminals keep this environment first on ``PATH``**. JupyterLab's
+terminals start ``$SHELL -l``, a login shell, and the system profile (``/etc/profile``) sets
+``PATH`` afresh, so ``nanorepo``, ``python`` and ``jupyter`` of the server's environment were
+not found in a Lab terminal. The terminal's command is instead a login shell (the profile
+runs as users expect) that puts this environment's ``bin`` first and becomes an interactive
+shell (:func:`terminal_command`); a site that sets ``ServerApp.terminado_settings`` itself
+keeps its own.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "terminal_command"]
 
 
 def _no_yarn_config(logger: Any) -> dict[str, dict[str, Any]]:
@@ -29,8 +40,20 @@ def _no_yarn_config(logger: Any) -> dict[str, dict[str, Any]]:
     return {"yarn config": {}, "npm config": {}}
 
 
+def terminal_command(shell: str, bin_dir: Path) -> str:
+    """The command of a Lab terminal: ``shell`` as a login shell that puts ``bin_dir`` first
+    on ``PATH`` after the profile ran, then goes on as an interactive shell."""
+    inner = f'PATH={shlex.quote(str(bin_dir))}:"$PATH"; export PATH; exec {shlex.quote(shell)} -i'
+    return f"{shlex.quote(shell)} -l -c {shlex.quote(inner)}"
+
+
 def main() -> None:
-    """Run the JupyterHub single-user server without the two start-up costs."""
+    """Run the JupyterHub single-user server without the two start-up costs, its terminals
+    with this environment on ``PATH``."""
+    if not any(a.startswith("--ServerApp.terminado_settings") for a in sys.argv):
+        shell = os.environ.get("SHELL") or "/bin/bash"
+        command = terminal_command(shell, Path(sys.executable).parent)
+        sys.argv.append(f"--ServerApp.terminado_settings=shell_command={command}")
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     from jupyterlab import commands
 

@@ -68,17 +68,20 @@ class Up:
 
 
 @contextmanager
-def nanorepo_up(home: Path, port: int) -> Iterator[Up]:
+def nanorepo_up(
+    home: Path, port: int, *, demo: bool = False, timeout_s: float = 120
+) -> Iterator[Up]:
+    """``nanorepo up`` in ``home`` (with the demo datasets if ``demo``) until the block ends."""
     mark = f"test-up-{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
     proxy_bin = str(Path(configurable_http_proxy()).parent)
     env |= {MARK: mark, "PATH": proxy_bin + os.pathsep + env.get("PATH", "")}
-    cmd = [sys.executable, "-m", "nanorepo", "up", "--home", str(home), "--no-demo",
-           "--port", str(port)]  # fmt: skip
+    cmd = [sys.executable, "-m", "nanorepo", "up", "--home", str(home),
+           *([] if demo else ["--no-demo"]), "--port", str(port)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     up = Up(proc, mark)
     try:
-        up.url = up.read_until(r"nanorepo is up at (\S+)/").group(1)
+        up.url = up.read_until(r"nanorepo is up at (\S+)/", timeout_s).group(1)
         yield up
     finally:
         if proc.poll() is None:
