@@ -196,12 +196,12 @@ def _open(target: Target, settings: Settings, clients: ExitStack) -> _Opened:
     (``nanorepo://`` only), else over HTTP at the service (the configured one, or the one
     a Zarr URL names; the token goes only to the configured one). A client it opens stays
     open in ``clients`` for the threads."""
-    import nanorepo
+    from nanorepo.access import open_from_storage
 
     service = target.service
     if service is None:
         try:  # the mount first: pixels are read in place, no HTTP
-            local = nanorepo.open(target.ref, settings=settings.with_(url=None))
+            local = open_from_storage(target.ref, settings)
             return _Opened.of(local, target, settings.url)
         except DatasetNotFound:
             if not settings.url:
