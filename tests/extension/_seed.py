@@ -76,7 +76,8 @@ def deposit_image_dataset(repo: Any, workdir: Path, *, count: int = 12) -> Image
         per_image[path.name] = {"key_values": {"condition": condition, "well": f"A{count - i:02d}"}}
     metadata = {
         "study": {"description": "Nup96 rings, control and treated cells, for the Lab tests.",
-                  "authors": [{"name": "Alice"}], "license": "CC-BY-4.0"},
+                  "authors": [{"name": "Alice", "orcid": "0000-0002-1825-0097",
+                               "affiliation": "EMBL"}], "license": "CC-BY-4.0"},
         "biosample": {"organism": "Homo sapiens", "cell_line": "U2OS"},
         "specimen": {"labels": [{"target": "Nup96", "fluorophore": "AF647"}]},
         "image_acquisition": {"technique": "STED"},
@@ -173,10 +174,10 @@ def record_provenance(repo: Any, images: ImageDataset, seeded: Any, workdir: Pat
     ref = f"{images.accession}@v1"
     now = datetime.now(UTC)
     # the real thing: papermill executes the analysis template in a kernel, the journal
-    # records what nanorepo.open read
+    # records what nanorepo.open read (in the store of the repository `settings` name)
     analysis = nanorepo.run(
         INTENSITY, {"accession": ref, "images": list(images.images[:2])},
-        output_dir=workdir / "analysis", settings=repo.settings, store=repo.runs,
+        output_dir=workdir / "analysis", settings=repo.settings,
     )  # fmt: skip
     assert analysis.status == "succeeded", analysis.error
 
@@ -207,7 +208,8 @@ def record_provenance(repo: Any, images: ImageDataset, seeded: Any, workdir: Pat
     meta = workdir / "derived.yaml"
     meta.write_text(yaml.safe_dump({
         "study": {"description": "Nup96 pores of img00, smoothed with a 3x3 mean.",
-                  "authors": [{"name": "Alice"}], "license": "CC-BY-4.0"},
+                  "authors": [{"name": "Alice", "orcid": "0000-0002-1825-0097",
+                               "affiliation": "EMBL"}], "license": "CC-BY-4.0"},
         "biosample": {"organism": "Homo sapiens", "cell_line": "U2OS"},
         "specimen": {"labels": [{"target": "Nup96", "fluorophore": "AF647"}]},
         "image_acquisition": {"technique": "STED"},

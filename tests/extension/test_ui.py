@@ -7,8 +7,8 @@ edit, resolve), inserts the code cell, runs it and sees the image's shape; she r
 dataset's provenance (runs with inputs and outputs, a failed run's error, the lineage to a
 derived dataset) and opens a run's executed notebook; bob must not see the embargoed
 dataset nobody granted him, nor the run that read it. The tests save the README's
-screenshots to ``docs/images/lab-panel.png``, ``lab-dataset.png`` and
-``lab-provenance.png``.
+screenshots to ``docs/images/lab-panel.png``, ``lab-dataset.png``, ``lab-provenance.png``
+and ``landing.png`` (the service's landing page).
 
 The hub runs on SQLite only: the catalog backends are the service's business, covered by
 its own suite; one browser run is what this machine can afford.
@@ -56,6 +56,7 @@ def test_ui(jupyterhub: Any, hub_servers: Any, playwright_test: list[str], tmp_p
         hub_servers(user)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shots = {name: SCREENSHOTS / f"lab-{name}.png" for name in ("panel", "dataset", "provenance")}
+    shots["landing"] = SCREENSHOTS / "landing.png"
     before = {p: p.stat().st_mtime_ns if p.exists() else 0 for p in shots.values()}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTER"))}
     env.update(
@@ -74,7 +75,7 @@ def test_ui(jupyterhub: Any, hub_servers: Any, playwright_test: list[str], tmp_p
     (tmp_path / "playwright.log").write_text(proc.stdout + proc.stderr)
     out = proc.stdout[-8000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, f"{out}\n--- hub log ---\n{hub.log_tail(40)}"
-    assert "3 passed" in proc.stdout, out
+    assert "4 passed" in proc.stdout, out
     for path in shots.values():
         assert path.stat().st_mtime_ns > before[path], f"{path} was not written"
         data = path.read_bytes()

@@ -11,13 +11,15 @@
  * run it came from; she opens a run's executed notebook in Lab. bob, a reader, must not
  * see the dataset under embargo that nobody granted him: not in results, not in facet
  * counts, not when he searches for its words or its accession, and not the run that read
- * it on the public dataset's Provenance tab.
+ * it on the public dataset's Provenance tab. The image table shows axes, shape, pixel size,
+ * channels and dtype; the sealed metadata puts the authors (with ORCID) first. Finally
+ * alice opens the service's landing page and, from it, a dataset in her Lab.
  */
 import * as path from 'path';
 
 import { expect, test } from '@playwright/test';
 
-import { dismissToasts, openLab, openPanel, search, seed } from './lab';
+import { HUB, dismissToasts, openLab, openPanel, search, seed } from './lab';
 
 const SHOTS = process.env.NANOREPO_UI_SCREENSHOTS;
 
@@ -61,6 +63,11 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
   await expect(ds.locator('.nr-CiteText')).toContainText(`Alice`);
   await expect(ds.locator('.nr-Digest code')).toHaveText(/^[0-9a-f]{64}$/);
   await expect(ds.locator('.nr-Immutable')).toContainText('Homo sapiens');
+  // the sealed metadata for people: authors first with their ORCID, no "value" labels
+  await expect(ds.locator('.nr-Immutable h4').first()).toHaveText('Authors');
+  await expect(ds.locator('.nr-Authors a.nr-Orcid')).toHaveAttribute('href', 'https://orcid.org/0000-0002-1825-0097');
+  await expect(ds.locator('.nr-Immutable dt', { hasText: /^value$/ })).toHaveCount(0);
+  await expect(ds.locator('.nr-Immutable h4')).toHaveText(['Authors', 'biosample', 'specimen', 'image acquisition']);
   await expect(ds.locator('.nr-Mutable')).toContainText('CC-BY-4.0');
   // alice owns it: she edits the keywords with a reason, and the history shows the change
   await ds.locator('button[aria-label="Edit keywords"]').click();
@@ -89,6 +96,17 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
     await expect(rows.nth(i)).toContainText('treated');
   }
   await expect(rows.first().locator('img')).toBeVisible();
+  // what a microscopist looks for first: axes, shape, pixel size (nm), channels, dtype
+  const header = ds.locator('.nr-ImageHeader [role="columnheader"]');
+  for (const column of ['axes', 'shape', 'pixel size (nm)', 'channels', 'dtype']) {
+    await expect(header.filter({ hasText: new RegExp(`^${column.replace(/[()]/g, '\\$&')}$`) })).toHaveCount(1);
+  }
+  await expect(rows.first().locator('.nr-Col-axes')).toHaveText('c y x');
+  await expect(rows.first().locator('.nr-Col-shape')).toHaveText(S.shape.join(' × '));
+  await expect(rows.first().locator('.nr-Col-pixel')).toHaveText('y 20 · x 20');
+  await expect(rows.first().locator('.nr-Col-dtype')).toHaveText('uint16');
+  await expect(rows.first().locator('.nr-Channel')).toHaveCount(2);
+  await expect(rows.first().locator('.nr-Channel').first()).toContainText('Nup96 STED');
   if (SHOTS) {
     // the page down to the last row of the table
     const area = await page.locator('.nr-DatasetPage').boundingBox();
@@ -151,6 +169,13 @@ test('alice searches, reads, filters, discusses and opens an image in a notebook
   const shape = `(${S.shape.join(', ')})`;
   await expect(cell.locator('.jp-OutputArea-output').first()).toContainText(shape, { timeout: 120_000 });
   await expect(cell.locator('.jp-OutputArea-output').first()).toContainText(image);
+  // from the dataset page again (the active tab is not a notebook): a new notebook, the
+  // one alice just ran is left as it is
+  await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: S.images }).click();
+  await ds.locator('.nr-Actions button:has-text("Open in notebook")').click();
+  await expect(page.locator('.jp-NotebookPanel')).toHaveCount(2);
+  await expect(page.locator('.jp-NotebookPanel:visible .jp-CodeCell', { hasText: 'nanorepo.open' })).toHaveCount(1);
+  await expect(nb.locator('.jp-CodeCell', { hasText: 'nanorepo.open' })).toHaveCount(1);
 
   // a service error reaches the user as a notification with the service's message
   await openPanel(page);
@@ -293,4 +318,27 @@ test('bob does not see the dataset under embargo nobody granted him', async ({ p
   const background = await ds.evaluate(el => getComputedStyle(el.closest('.nr-DatasetPage') as Element).backgroundColor);
   expect(background).not.toBe('rgb(255, 255, 255)');
   await page.screenshot({ path: testInfo.outputPath('dark.png') });
+});
+
+test('the landing page shows what alice may see and opens a dataset in her Lab', async ({ page }) => {
+  const S = seed();
+  await openLab(page, 'alice');
+  await page.goto(`${HUB()}/services/nanorepo/`);
+  await expect(page.locator('h1')).toHaveText('nanorepo');
+  await expect(page.locator('.nr-who')).toContainText('Signed in as alice');
+  await expect(page.locator('.nr-count').first()).toContainText('datasets');
+  const item = page.locator('.nr-ds', { hasText: `${S.images}@v1` });
+  await expect(item).toHaveCount(1);
+  await expect(item.locator('img')).toBeVisible();
+  expect(await item.locator('img').evaluate(img => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+  if (SHOTS) {
+    await page.setViewportSize({ width: 1000, height: 1100 });
+    await page.screenshot({ path: path.join(SHOTS, 'landing.png'), fullPage: true });
+  }
+  // "Open in Lab": her JupyterLab opens with the dataset's page
+  await Promise.all([page.waitForURL(/\/user\/alice\/lab/), item.locator('a.nr-open').click()]);
+  await expect(page.locator(`.nr-Dataset[data-accession="${S.images}"]`)).toHaveAttribute('data-state', 'ready', {
+    timeout: 120_000
+  });
+  await expect(page.locator('#nanorepo-repository')).toBeVisible();
 });
