@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanorepo.catalog import Catalog, ImageRecord, VersionRecord
-from nanorepo.deposition._inputs import check_input_path, classify, fingerprint, image_facts
+from nanorepo.deposition._inputs import (
+    check_unchanged,
+    classify,
+    confine_input,
+    fingerprint,
+    image_facts,
+)
 from nanorepo.deposition._metadata import (
     ImageFacts,
     build_record,
-    load_metadata_file,
     mutable_from_file,
+    parse_metadata,
 )
 from nanorepo.deposition._staging import (
     DepositResult,
@@ -46,6 +52,7 @@ from nanorepo.storage import (
     fsync_tree,
     load_manifest,
     publish_dir,
+    read_beneath,
     sha256_hex,
 )
 
@@ -53,6 +60,21 @@ if TYPE_CHECKING:
     from nanorepo.ome import ImageSource
 
 __all__ = ["DepositResult", "deposit", "recover", "revise"]
+
+
+def read_metadata(settings: Settings, path: Path) -> dict[str, Any]:
+    """A deposit's metadata file, read like every other input (no link followed, inside
+    the caller's area) and checked against the metadata limits of ``settings``."""
+    real, _ = confine_input(settings, path)
+    data = read_beneath(real.parent, real.name, limit=settings.metadata_max_bytes + 1)
+    return parse_metadata(
+        data,
+        source=str(path),
+        json_format=real.suffix.lower() == ".json",
+        max_chars=settings.metadata_max_chars,
+        max_depth=settings.metadata_max_depth,
+        max_bytes=settings.metadata_max_bytes,
+    )
 
 
 def deposit(
@@ -97,8 +119,8 @@ def deposit(
             f"embargo date {embargo_until} is not in the future",
             hint="give a future date, or leave out --embargo-until to publish openly",
         )
-    meta = load_metadata_file(metadata) if metadata else {}
     inputs = classify(settings, paths, supporting, pattern, set())
+    meta = read_metadata(settings, metadata) if metadata else {}
     facts = [image_facts(s) for s in inputs.sources]
     tables = [{"name": n, "summary": t.summary()} for n, _p, t in inputs.tables]
     record, merged = build_record(
@@ -110,8 +132,8 @@ def deposit(
     key = deposit_key(
         "new",
         {
-            "inputs": [fingerprint(p) for p in inputs.originals],
-            "supporting": [fingerprint(p) for p in inputs.supporting],
+            "inputs": [fingerprint(p, inputs.checked) for p in inputs.originals],
+            "supporting": [fingerprint(p, inputs.checked) for p in inputs.supporting],
             "title": title.strip(),
             "metadata": json.loads(json.dumps(meta, default=str)),
             "embargo": str(embargo_until),
@@ -153,6 +175,7 @@ def deposit(
                 entries[rel] = entry
                 failpoint(settings, "after-image")
             files, digests = stage_files(settings, inputs, stage, 1, progress)
+            check_unchanged(inputs.checked)
         metadata_json, manifest_digest, manifest = write_version_docs(
             stage, accession, 1, record, images, entries, files, digests,
             created_by=settings.user, note="deposited",
@@ -243,15 +266,16 @@ def revise(
 
     rep_sources: list[ImageSource] = []
     for name, path in replace.items():
-        p = check_input_path(settings, path)
+        p = inputs.confine(settings, path)
         src = open_source(p, pattern=pattern, name=name)
+        inputs.check_origins([src])
         rep_sources.append(src)
         inputs.originals.append(p)
     new_sources = inputs.sources + rep_sources
 
     # The metadata of the new version: the new file if given, else the previous one.
     if metadata is not None:
-        meta = load_metadata_file(metadata)
+        meta = read_metadata(settings, metadata)
     else:
         meta = {
             k: v
@@ -304,8 +328,8 @@ def revise(
             "accession": accession,
             "after": prev.number,
             "metadata": json.loads(json.dumps(meta, default=str)),
-            "inputs": [fingerprint(p) for p in inputs.originals],
-            "supporting": [fingerprint(p) for p in inputs.supporting],
+            "inputs": [fingerprint(p, inputs.checked) for p in inputs.originals],
+            "supporting": [fingerprint(p, inputs.checked) for p in inputs.supporting],
             "replace": sorted(replace),
             "note": note,
         },
@@ -345,6 +369,7 @@ def revise(
                 images.append(rec)
                 entries[rel] = entry
             new_files, digests = stage_files(settings, inputs, stage, number, progress)
+            check_unchanged(inputs.checked)
         images.sort(key=lambda i: i.name)
         new_names = {f["name"] for f in new_files}
         files = [

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from nanorepo.deposition._metadata import ImageFacts
-from nanorepo.errors import InvalidInput, PathNotAllowed
+from nanorepo.errors import InvalidInput, PathNotAllowed, UnsafeInput
 from nanorepo.settings import Settings
-from nanorepo.storage import check_name
+from nanorepo.storage import NotRegularFile, check_name, open_beneath, scan_beneath
 
 if TYPE_CHECKING:
     from nanorepo.ome import Channel, ImageSource
@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
 
 def check_input_path(settings: Settings, path: Path) -> Path:
+    """The real path of a deposit input, if it lies where deposits may come from.
+
+    Only the path as given is resolved (the caller chose it); what lies below it is
+    checked without following links by :func:`confine_input`.
+    """
     p = Path(path).expanduser()
+    if "\x00" in str(p):
+        raise InvalidInput(f"{str(p)[:200]!r} is not a path")
     try:
         real = p.resolve(strict=True)
     except (OSError, RuntimeError):
@@ -46,6 +53,82 @@ def check_input_path(settings: Settings, path: Path) -> Path:
             hint="deposit from a copy outside the repository; to correct a dataset use `nanorepo revise`",
         )
     return real
+
+
+#: (st_dev, st_ino, st_size, st_mtime_ns) of a regular file, as :class:`Entry` gives it.
+Identity = tuple[int, int, int, int]
+
+
+def _anchor(settings: Settings, real: Path) -> tuple[Path, PurePosixPath]:
+    """The directory an input is confined to, and the input's path below it: the allowed
+    root it lies in (service: the caller's staging area or upload folder), else (a local
+    CLI deposit) the directory holding it."""
+    for r in settings.allowed_roots:
+        if real == r or r in real.parents:
+            return r, PurePosixPath(real.relative_to(r).as_posix())
+    return real.parent, PurePosixPath(real.name)
+
+
+def _unsafe(shown: str, kind: str) -> UnsafeInput:
+    return UnsafeInput(
+        f"{shown} is {kind}; deposits read only regular files, never links or special files",
+        hint="copy the file itself (not a link to it) into the deposit, or leave it out; "
+        "nothing was deposited",
+    )
+
+
+def confine_input(settings: Settings, path: Path) -> tuple[Path, dict[Path, Identity]]:
+    """Check one deposit input and every file below it; returns its real path and the
+    identity of each regular file it holds (by real path).
+
+    Every component from the confining directory down to each file is opened with
+    ``O_NOFOLLOW`` (:func:`nanorepo.storage.open_beneath`): a symbolic link anywhere in the
+    input, a FIFO, a socket or a device file is refused by name (relative to the deposit)
+    before any reader opens anything.
+
+    Raises
+    ------
+    UnsafeInput
+        The input is, or holds, something other than regular files and directories.
+    PathNotAllowed
+        The input lies outside the caller's staging area (or in the repository storage).
+    """
+    real = check_input_path(settings, path)
+    root, rel = _anchor(settings, real)
+    files: dict[Path, Identity] = {}
+    try:
+        if real.is_dir():
+            for e in scan_beneath(root, rel if rel.parts else ()):
+                shown = f"{real.name}/{e.rel}"
+                if e.identity is None:
+                    raise _unsafe(shown, e.kind)
+                files[real / e.rel] = e.identity
+        else:
+            fd, st = open_beneath(root, rel)
+            os.close(fd)
+            files[real] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except NotRegularFile as exc:
+        raise _unsafe(exc.where, exc.kind) from None
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: disappeared while it was checked") from None
+    return real, files
+
+
+def check_unchanged(checked: Mapping[Path, Identity]) -> None:
+    """Refuse the deposit if a checked input file was replaced since it was checked (e.g.
+    swapped for a link while it was converted): what was read must be what was checked."""
+    for p, ident in checked.items():
+        try:
+            fd, st = open_beneath(p.parent, p.name)
+            os.close(fd)
+        except (OSError, NotRegularFile):
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != ident[:2]:
+            raise UnsafeInput(
+                f"{p.name} was replaced while it was being deposited",
+                hint="leave the files alone until the deposit finishes, then run it again; "
+                "nothing was deposited",
+            )
 
 
 def safe_name(stem: str) -> str:
@@ -67,23 +150,18 @@ def is_zarr_dir(p: Path) -> bool:
     return any((p / marker).exists() for marker in ("zarr.json", ".zattrs", ".zgroup"))
 
 
-def fingerprint(path: Path) -> list[Any]:
-    """Identity of an input for the deposit key: path, size and mtime of every file."""
-    if path.is_dir():
-        out = []
-        for dirpath, _dirs, files in sorted(os.walk(path)):
-            for f in sorted(files):
-                st = os.stat(os.path.join(dirpath, f))
-                out.append(
-                    [
-                        os.path.relpath(os.path.join(dirpath, f), path),
-                        st.st_size,
-                        str(st.st_mtime_ns),
-                    ]
-                )
-        return [str(path), out]
-    st = path.stat()
-    return [str(path), st.st_size, str(st.st_mtime_ns)]  # ns exceed JSON-safe integers
+def fingerprint(path: Path, checked: Mapping[Path, Identity]) -> list[Any]:
+    """Identity of an input for the deposit key: path, size and mtime of every file (as
+    :func:`confine_input` found them, no link followed)."""
+    if path in checked:
+        ident = checked[path]
+        return [str(path), ident[2], str(ident[3])]  # ns exceed JSON-safe integers
+    out = [
+        [q.relative_to(path).as_posix(), ident[2], str(ident[3])]
+        for q, ident in sorted(checked.items())
+        if path in q.parents
+    ]
+    return [str(path), out]
 
 
 @dataclass
@@ -92,6 +170,30 @@ class Inputs:
     tables: list[tuple[str, Path, Any]]  # name, path, LocalisationTable
     supporting: list[Path]
     originals: list[Path]
+    #: every regular file of the deposit (real path -> identity), checked without links
+    checked: dict[Path, Identity] = field(default_factory=dict)
+    #: the inputs as given (real paths): files and folders
+    given: set[Path] = field(default_factory=set)
+
+    def confine(self, settings: Settings, path: Path) -> Path:
+        """Check one more input (:func:`confine_input`) and remember its files."""
+        real, files = confine_input(settings, path)
+        self.checked.update(files)
+        self.given.add(real)
+        return real
+
+    def check_origins(self, sources: Sequence[ImageSource]) -> None:
+        """Every file a reader opened for ``sources`` must be one the deposit was given
+        (a multi-file OME-TIFF's companions deposited together, side by side)."""
+        for src in sources:
+            for o in src.origin:
+                if Path(o) not in self.checked and Path(o) not in self.given:
+                    raise UnsafeInput(
+                        f"{src.name}: its reader refers to {Path(o).name!r}, which is not "
+                        "among the deposited files",
+                        hint="deposit a multi-file OME-TIFF's files together, side by side in "
+                        "one folder; nothing was deposited",
+                    )
 
 
 def classify(
@@ -103,25 +205,31 @@ def classify(
 ) -> Inputs:
     from nanorepo.ome import is_localisation_table, open_sources, read_localisations
 
-    sources: list[ImageSource] = []
-    tables: list[tuple[str, Path, Any]] = []
-    originals: list[Path] = []
+    inputs = Inputs([], [], [], [])
     names = set(taken)
     errors: list[InvalidInput] = []
+    reals: list[Path] = []
     for raw in paths:
-        p = check_input_path(settings, raw)
-        originals.append(p)
+        try:
+            reals.append(inputs.confine(settings, raw))
+        except UnsafeInput as exc:
+            errors.append(exc)
+    if not errors:
+        inputs.supporting = [inputs.confine(settings, s) for s in supporting]
+    for p in reals if not errors else []:
+        inputs.originals.append(p)
         try:
             if p.is_file() and is_localisation_table(p):
                 name = safe_name(file_stem(p))
-                tables.append((name, p, read_localisations(p)))
+                inputs.tables.append((name, p, read_localisations(p)))
                 new = [name]
             else:
                 # Every series of a multi-series file becomes an image (<name>_s<i>).
                 # A plane folder names its image(s) from the file-name pattern's {name}.
                 image_name = None if p.is_dir() and not is_zarr_dir(p) else safe_name(file_stem(p))
                 found = open_sources(p, pattern=pattern, name=image_name)
-                sources.extend(found)
+                inputs.check_origins(found)
+                inputs.sources.extend(found)
                 new = [src.name for src in found]
         except InvalidInput as exc:
             errors.append(exc)
@@ -142,11 +250,10 @@ def classify(
             f"{len(errors)} inputs cannot be deposited:\n" + "\n".join(f"  - {e}" for e in errors),
             hint="nothing was deposited; fix or remove the files named above",
         )
-    sup = [check_input_path(settings, s) for s in supporting]
-    for s in sup:
+    for s in inputs.supporting:
         if not s.is_file():
             raise InvalidInput(f"{s}: supporting files must be regular files")
-    return Inputs(sources, tables, sup, originals)
+    return inputs
 
 
 def image_facts(src: ImageSource) -> ImageFacts:

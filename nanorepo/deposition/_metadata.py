@@ -28,6 +28,7 @@ __all__ = [
     "load_metadata_file",
     "mutable_from_file",
     "normalise_technique",
+    "parse_metadata",
 ]
 
 SCHEMA = "nanorepo-rembi/1"
@@ -71,34 +72,180 @@ def normalise_technique(value: object) -> str | None:
     return TECHNIQUES.get(value.strip().lower())
 
 
-def load_metadata_file(path: Path) -> dict[str, Any]:
-    """Read a deposit metadata file (YAML or JSON); a clear error if it is not one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidMetadata([f"cannot read the file: {exc}"], source=str(path)) from exc
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+#: Default limits of a deposit metadata file (``Settings.metadata_*`` override them).
+MAX_METADATA_BYTES = 1 << 20
+MAX_FIELD_CHARS = 65_536
+MAX_DEPTH = 32
+
+#: Keys nanorepo reads, per section: a key one typo away from one of these is refused with
+#: a "did you mean" (it would otherwise be sealed, unread, forever). Sections are otherwise
+#: open (REMBI has many more fields), so other keys are kept as given.
+_KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "study": ("title", "description", "authors", "keywords", "license", "links",
+              "publication", "funding", "doi"),
+    "biosample": ("organism", "ncbi_taxon", "cell_line", "tissue", "strain", "genotype",
+                  "description"),
+    "specimen": ("preparation", "labels", "fixation", "mounting", "description"),
+    "image_acquisition": ("technique", "instrument", "pixel_size_nm", "objective",
+                          "detector", "wavelength_nm", "description"),
+}  # fmt: skip
+#: Mappings whose keys are a closed set: any other key is refused.
+_IMAGE_KEYS = ("technique", "pixel_sizes_nm", "channels", "key_values")
+_AXES = ("t", "z", "y", "x")
+_CHANNEL_KEYS = ("name", "color", "window", "excitation_nm", "emission_nm", "fluorophore",
+                 "label", "description")  # fmt: skip
+
+
+def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+
+
+def _check_keys(data: Mapping[str, Any], problems: list[str]) -> None:
+    """Misspelt keys: closed mappings refuse any unknown key; open sections refuse keys
+    one typo away from a known one."""
+    import difflib
+
+    def closed(where: str, m: object, known: tuple[str, ...]) -> None:
+        if isinstance(m, Mapping):
+            for k in m:
+                if k not in known:
+                    problems.append(f"{where}.{k}: unknown key{_did_you_mean(str(k), known)}")
+
+    for section, known in _KNOWN_KEYS.items():
+        sec = data.get(section)
+        if not isinstance(sec, Mapping):
+            continue
+        for k in sec:
+            if k not in known and isinstance(k, str):
+                close = difflib.get_close_matches(k, known, n=1, cutoff=0.8)
+                if close:
+                    problems.append(f"{section}.{k}: unknown key; did you mean {close[0]!r}?")
+    acq = data.get("image_acquisition")
+    if isinstance(acq, Mapping):
+        closed("image_acquisition.pixel_size_nm", acq.get("pixel_size_nm"), _AXES)
+    images = data.get("images")
+    if isinstance(images, Mapping):
+        for name, over in images.items():
+            closed(f"images.{name}", over, _IMAGE_KEYS)
+            if isinstance(over, Mapping):
+                closed(f"images.{name}.pixel_sizes_nm", over.get("pixel_sizes_nm"), _AXES)
+                for i, ch in enumerate(over.get("channels") or []):
+                    closed(f"images.{name}.channels[{i}]", ch, _CHANNEL_KEYS)
+
+
+def _check_values(
+    data: Any,
+    problems: list[str],
+    *,
+    max_chars: int,
+    max_depth: int,
+    where: str = "",
+    depth: int = 0,
+) -> None:
+    """NUL characters, over-long strings (keys and values) and nesting deeper than
+    ``max_depth``, each named by where it is."""
+    if depth > max_depth:
+        problems.append(f"{where or 'the file'}: nested deeper than {max_depth} levels")
+        return
+    items: Any = ()
+    if isinstance(data, Mapping):
+        items = data.items()
+    elif isinstance(data, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(data))
+    elif isinstance(data, str):
+        if "\x00" in data:
+            problems.append(f"{where}: contains a NUL character; remove it")
+        if len(data) > max_chars:
+            problems.append(
+                f"{where}: {len(data):,} characters, more than the {max_chars:,} a metadata "
+                "field may hold; put long texts in a supporting file"
+            )
+        return
+    for k, v in items:
+        key = str(k)
+        sub = f"{where}{key}" if key.startswith("[") else f"{where}.{key}" if where else key
+        if "\x00" in key or len(key) > 256:
+            problems.append(f"{sub[:300]!r}: a key must be at most 256 characters without NUL")
+            continue
+        _check_values(v, problems, max_chars=max_chars, max_depth=max_depth, where=sub,
+                      depth=depth + 1)  # fmt: skip
+        if len(problems) > 50:
+            return
+
+
+def parse_metadata(
+    data: bytes,
+    *,
+    source: str,
+    json_format: bool = False,
+    max_chars: int = MAX_FIELD_CHARS,
+    max_depth: int = MAX_DEPTH,
+    max_bytes: int = MAX_METADATA_BYTES,
+) -> dict[str, Any]:
+    """Parse and check the bytes of a deposit metadata file (YAML, or JSON).
+
+    Refuses, all problems at once: files over ``max_bytes``, nesting deeper than
+    ``max_depth``, strings over ``max_chars`` characters, NUL characters, unknown sections
+    and misspelt keys ("did you mean"). Sealed metadata can never be fixed in place, so
+    what cannot be right is refused before it is sealed.
+    """
+    fmt = "JSON" if json_format else "YAML"
+    if len(data) > max_bytes:
         raise InvalidMetadata(
-            [f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"],
-            source=str(path),
-        ) from exc
-    if not isinstance(data, dict):
+            [f"the file is larger than {max_bytes:,} bytes"],
+            source=source,
+            hint="keep long texts and tables in supporting files",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMetadata([f"cannot read the file: {exc}"], source=source) from exc
+    if "\x00" in text:
+        raise InvalidMetadata(["the file contains a NUL character; remove it"], source=source)
+    try:
+        parsed = json.loads(text) if json_format else yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidMetadata([f"nested deeper than {max_depth} levels"], source=source) from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidMetadata([f"not valid {fmt}: {exc}"], source=source) from exc
+    if not isinstance(parsed, dict):
         raise InvalidMetadata(
             ["the top level must be a mapping with sections " + ", ".join(sorted(_SECTIONS))],
-            source=str(path),
+            source=source,
         )
-    unknown = sorted(set(data) - _SECTIONS)
-    if unknown:
-        raise InvalidMetadata(
-            [f"unknown section {k!r} (known: {', '.join(sorted(_SECTIONS))})" for k in unknown],
-            source=str(path),
-        )
+    problems: list[str] = []
+    _check_values(parsed, problems, max_chars=max_chars, max_depth=max_depth)
+    if problems:
+        raise InvalidMetadata(problems, source=source)
+    unknown = sorted(set(parsed) - _SECTIONS, key=str)
+    for k in unknown:
+        problems.append(f"unknown section {k!r}{_did_you_mean(str(k), tuple(sorted(_SECTIONS)))}")
     for key in _SECTIONS - {"analysed_data"}:
-        if key in data and data[key] is not None and not isinstance(data[key], dict):
-            raise InvalidMetadata([f"section {key!r} must be a mapping"], source=str(path))
-    return data
+        if key in parsed and parsed[key] is not None and not isinstance(parsed[key], dict):
+            problems.append(f"section {key!r} must be a mapping")
+    _check_keys(parsed, problems)
+    if problems:
+        raise InvalidMetadata(problems, source=source)
+    return parsed
+
+
+def load_metadata_file(path: Path, **limits: int) -> dict[str, Any]:
+    """Read a deposit metadata file (YAML or JSON); a clear error if it is not one.
+
+    ``limits`` are :func:`parse_metadata`'s ``max_chars``, ``max_depth``, ``max_bytes``.
+    """
+    max_bytes = limits.get("max_bytes", MAX_METADATA_BYTES)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InvalidMetadata([f"cannot read the file: {exc}"], source=str(path)) from exc
+    return parse_metadata(
+        data, source=str(path), json_format=path.suffix.lower() == ".json", **limits
+    )
 
 
 def mutable_from_file(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from nanorepo.storage import (
     Manifest,
     build_image_manifest,
     canonical_json,
+    copy_beneath,
     fsync_tree,
     hash_file,
     publish_dir,
@@ -156,9 +157,8 @@ def stage_file(
     src: Path, stage: Path, relpath: str, role: str, summary: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], FileDigest]:
     target = stage / relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
-    d = hash_file(target)
+    # The deposit's own bytes, through the confined open: never a link's target.
+    d = copy_beneath(src.parent, src.name, target)
     row = {
         "name": Path(relpath).name,
         "path": relpath,
@@ -271,8 +271,8 @@ def stage_files(
             if p.is_dir():
                 members = [
                     (q, [safe_name(p.name), *(safe_name(x) for x in q.relative_to(p).parts)])
-                    for q in sorted(p.rglob("*"))
-                    if q.is_file()
+                    for q in sorted(inputs.checked)
+                    if p in q.parents
                 ]
             else:
                 members = [(p, [safe_name(p.name)])]

@@ -15,6 +15,9 @@ before converting any.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nanorepo.errors import InvalidImage
+from nanorepo.errors import InvalidImage, UnsafeInput
 from nanorepo.ome._reader_common import (
     AxisMap,
     channel_color,
@@ -399,6 +402,64 @@ def _sniff(path: Path) -> None:
         )
 
 
+_UUID_RE = re.compile(r"<(?:[\w.-]+:)?UUID\b([^>]*)>([^<]*)<")
+_ATTR_RE = re.compile(r"""\b(FileName|UUID)\s*=\s*("[^"]*"|'[^']*')""")
+_ROOT_RE = re.compile(r"<(?:[\w.-]+:)?OME\b([^>]*)>")
+
+
+def _attrs(text: str) -> dict[str, str]:
+    import html
+
+    return {k: html.unescape(v[1:-1]) for k, v in _ATTR_RE.findall(text)}
+
+
+def check_companions(path: Path, ome_xml: str) -> list[Path]:
+    """The companion files a multi-file OME-TIFF names (``<TiffData><UUID FileName=...>``),
+    refusing every reference that is not a plain file name beside ``path``.
+
+    tifffile resolves such names relative to the file, so ``../../storage/...`` or an
+    absolute path would make a deposit read any TIFF the process can. Accepted: a name
+    without ``/`` or ``\\`` naming a regular file (not a link) in the same folder.
+
+    Raises
+    ------
+    UnsafeInput
+        A reference is absolute, climbs out (``..``), names a subfolder, is missing, or is
+        a link or special file; the message names it.
+    """
+    import html
+
+    folder = path.parent
+    out: list[Path] = []
+    root = _ROOT_RE.search(ome_xml)
+    root_uuid = _attrs(root.group(1)).get("UUID") if root else None
+    for attrs, text in _UUID_RE.findall(ome_xml):
+        name = _attrs(attrs).get("FileName", "")
+        if html.unescape(text).strip() == root_uuid or name.lower() in {"", path.name.lower()}:
+            continue  # this file itself (tifffile matches by UUID, then by name)
+        problem = None
+        if "/" in name or "\\" in name or name in {".", ".."} or "\x00" in name:
+            problem = "is not a file name beside it (absolute, ../ or in another folder)"
+        else:
+            try:
+                st = os.lstat(folder / name)
+            except OSError:
+                problem = "is missing: it must be deposited together, in the same folder"
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    problem = "is a link or special file"
+        if problem:
+            raise UnsafeInput(
+                f"{path.name}: its OME-XML names the companion file {name[:200]!r}, which "
+                + problem,
+                hint="deposit the files of a multi-file OME-TIFF together, side by side in "
+                "one folder, with plain file names in <UUID FileName=...>; nothing was "
+                "deposited",
+            )
+        out.append(folder / name)
+    return out
+
+
 def _open_all(path: str | Path, name: str | None, only: int | None) -> tuple[list[TiffSource], int]:
     import tifffile
 
@@ -413,6 +474,10 @@ def _open_all(path: str | Path, name: str | None, only: int | None) -> tuple[lis
                 path, f"is not a readable TIFF: {type(exc).__name__}: {exc}", hint=_DAMAGED_HINT
             ) from exc
         try:
+            if tif.is_ome:
+                # Before tifffile follows <UUID FileName=...> to other files: only
+                # companions side by side with this one are opened, never other paths.
+                check_companions(path, tif.ome_metadata or "")
             try:
                 all_series = list(tif.series)
                 n_pages = len(tif.pages)

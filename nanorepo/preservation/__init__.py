@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from nanorepo.preservation._verify import Problem, VerifyReport, verify_version
+from nanorepo.preservation._verify import (
+    CatalogVersion,
+    Problem,
+    VerifyReport,
+    check_tree,
+    verify_version,
+)
 
-__all__ = ["Problem", "VerifyReport", "verify_version"]
+__all__ = ["CatalogVersion", "Problem", "VerifyReport", "check_tree", "verify_version"]

@@ -89,16 +89,15 @@ class Terminal:
         self.n += 1
         end = f"__done_{self.n}__"
         # the shell computes the marker, so the echo of the typed line never matches
-        typed = f"{command}; echo __done_$((0+{self.n}))__"
-        self.ws.send(json.dumps(["stdin", typed + "\r"]))
+        self.ws.send(json.dumps(["stdin", f"{command}; echo __done_$((0+{self.n}))__\r"]))
         seen = ""
         deadline = time.monotonic() + timeout_s
-        while end not in seen.split(typed, 1)[-1]:
+        while end not in seen.split(command, 1)[-1]:
             assert time.monotonic() < deadline, f"`{command}` did not finish:\n{seen[-3000:]}"
             kind, *payload = json.loads(self.ws.recv())
             if kind == "stdout":
                 seen += _CONTROL.sub("", payload[0])
-        return seen.split(typed, 1)[-1].split(end, 1)[0]
+        return seen.split(command, 1)[-1].split(end, 1)[0]
 
 
 @contextmanager
