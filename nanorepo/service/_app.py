@@ -293,6 +293,68 @@ async def _release_due_embargoes(state: ServiceState, every_s: float) -> None:
         await asyncio.sleep(every_s)
 
 
+_ACCESSION = r"S-NANO[1-9][0-9]{0,11}"
+#: Formats the routes check by hand (they give their own, clearer 422), stated in the
+#: OpenAPI document so clients and schemathesis know them: (location, name) -> pattern.
+_PARAMETER_PATTERNS: dict[tuple[str, str], str] = {
+    ("path", "accession"): f"^{_ACCESSION}$",
+    ("path", "version"): r"^(v?[1-9][0-9]{0,8}|latest)$",
+    ("query", "dataset"): rf"^{_ACCESSION}(@v?[1-9][0-9]{{0,8}})?$",
+    ("query", "cursor"): r"^[A-Za-z0-9_-]*$",
+    ("query", "filter"): r"^[^:]+:.*$",
+    ("path", "run_id"): r"^[0-9a-f]{8,32}$",
+    ("path", "batch_id"): r"^[0-9a-f]{32}$",
+    ("path", "kind"): r"^(user|group)$",
+}
+#: Where a route's parameter differs from the rule above (path suffix -> pattern).
+_PATTERN_EXCEPTIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("path", "accession"): ("/lineage", rf"^{_ACCESSION}(@v?[1-9][0-9]{{0,8}})?$"),
+    ("path", "version"): ("/zarr/", r"^[vV]?[1-9][0-9]{0,8}$"),
+}
+
+
+#: Edits need the ETag they start from (428 without it): a header the routes read by hand.
+_IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "description": "the ETag of the state the edit starts from, or `*` for any state",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+
+
+def _document_formats(app: FastAPI) -> None:
+    """Add the parameter formats of :data:`_PARAMETER_PATTERNS`, and the ``If-Match``
+    header of edits, to the OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        for path, ops in doc.get("paths", {}).items():
+            for op in ops.values():
+                for prm in op.get("parameters", ()) if isinstance(op, dict) else ():
+                    key = (prm.get("in"), prm.get("name"))
+                    pattern = _PARAMETER_PATTERNS.get(key)
+                    if pattern is None:
+                        continue
+                    where, other = _PATTERN_EXCEPTIONS.get(key, ("\0", ""))
+                    if where in path:
+                        pattern = other
+                    schema = prm.setdefault("schema", {})
+                    for alt in schema.get("anyOf", [schema]):
+                        alt = alt.get("items", alt) if alt.get("type") == "array" else alt
+                        if alt.get("type") == "string":
+                            alt.setdefault("pattern", pattern)
+                if isinstance(op, dict) and "428" in op.get("responses", {}):
+                    op.setdefault("parameters", []).append(_IF_MATCH)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -355,6 +417,7 @@ def create_app(
     from nanorepo.service._landing import install_landing
 
     install_landing(app, prefix)
+    _document_formats(app)
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, prefix=prefix,
         own_limit=_routes.STREAMED_UPLOADS, larger=_routes.LARGER_BODIES,

@@ -134,6 +134,21 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def _allowed(request: Request) -> list[str]:
+    """The methods some route of the app answers on this request's path (for ``Allow``:
+    Starlette names only those of the first route whose path matched)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map nanorepo errors, validation errors and HTTP errors to problem+json."""
 
@@ -169,15 +184,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
             return problem(
                 422,
                 "the JSON body nests too deeply to be read",
                 hint="flatten the document; no nanorepo resource nests more than 32 levels",
             )
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return problem(  # FastAPI's answer to a body that is not UTF-8 JSON
+                422,
+                "the request body could not be read as JSON",
+                hint="send a UTF-8 JSON document with Content-Type: application/json",
+            )
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Allow: every method of every route on this path
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed(request))}
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
