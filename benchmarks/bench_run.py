@@ -85,7 +85,7 @@ def main() -> None:
     C.header(out, "nanorepo run: provenance overhead and batch throughput", WHAT)
 
     import nanorepo
-    from nanorepo.provenance import run_batch
+    from nanorepo.connection import run_batch
     from nanorepo.repository import Repository
     from nanorepo.settings import Settings
     from nanorepo.testing._service import _tiny_ome_tiff, seed_repository

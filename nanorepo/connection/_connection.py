@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from nanorepo.access import Dataset, journal_for, open_from_storage, open_remote, pinned
-from nanorepo.errors import ConfigurationError, Conflict, NanorepoError, RepositoryNotFound
+from nanorepo.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NanorepoError,
+    RepositoryNotFound,
+)
 from nanorepo.settings import Settings
 from nanorepo.storage import Layout, parse_ref
 
@@ -409,6 +415,8 @@ def rerun(
 def batch_items(conn: Connection, query: str, per: str) -> list[str]:
     """The items a batch runs over: ``ACC@vN`` per dataset or ``ACC@vN/IMAGE`` per image of
     the datasets ``query`` finds (as the caller may see them), in search order."""
+    if per not in ("dataset", "image"):
+        raise InvalidInput(f"--per must be dataset or image, not {per!r}")
     refs: list[str] = []
     offset = 0
     while True:

@@ -89,15 +89,16 @@ class Terminal:
         self.n += 1
         end = f"__done_{self.n}__"
         # the shell computes the marker, so the echo of the typed line never matches
-        self.ws.send(json.dumps(["stdin", f"{command}; echo __done_$((0+{self.n}))__\r"]))
+        typed = f"{command}; echo __done_$((0+{self.n}))__"
+        self.ws.send(json.dumps(["stdin", typed + "\r"]))
         seen = ""
         deadline = time.monotonic() + timeout_s
-        while end not in seen.split(command, 1)[-1]:
+        while end not in seen.split(typed, 1)[-1]:
             assert time.monotonic() < deadline, f"`{command}` did not finish:\n{seen[-3000:]}"
             kind, *payload = json.loads(self.ws.recv())
             if kind == "stdout":
                 seen += _CONTROL.sub("", payload[0])
-        return seen.split(command, 1)[-1].split(end, 1)[0]
+        return seen.split(typed, 1)[-1].split(end, 1)[0]
 
 
 @contextmanager
@@ -182,5 +183,6 @@ def test_a_new_hub_user_does_everything_they_are_told_to(hub: HubUp, hub_user: H
     with notebook_kernel(hub_user, first) as k, pytest.raises(RuntimeError) as raised:
         k.run(f"import nanorepo\nnanorepo.open({hidden!r})")
     message = str(raised.value)
-    assert f"DatasetNotFound: no dataset {hidden!r}" in message, message
+    # what the service says (invisible means "does not exist", D10), and how to go on
+    assert f"NotFound: no dataset {hidden!r}\n  hint: " in message, message
     assert "Traceback" not in message and 'File "' not in message, message

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from nanorepo.cli import cli
+from nanorepo.connection import batch_items, connect, run_batch
 from nanorepo.errors import InvalidInput
-from nanorepo.provenance import batch_items, run_batch
 from nanorepo.repository import Repository
 from nanorepo.testing._service import SeededRepository
 
@@ -77,10 +77,13 @@ def test_batch_items_and_bad_batches(
     sqlite_repo: Repository, seeded: SeededRepository, notebook
 ) -> None:
     st = sqlite_repo.settings
-    assert batch_items(st, f"accession:{seeded.public}", "image") == [f"{seeded.public}@v1/cell0"]
-    assert batch_items(st, "zanzibar", "dataset") == [f"{seeded.hidden}@v1"]
-    with pytest.raises(InvalidInput, match="--per must be"):
-        batch_items(st, "pores", "cell")
+    with connect(settings=st) as conn:
+        assert batch_items(conn, f"accession:{seeded.public}", "image") == [
+            f"{seeded.public}@v1/cell0"
+        ]
+        assert batch_items(conn, "zanzibar", "dataset") == [f"{seeded.hidden}@v1"]
+        with pytest.raises(InvalidInput, match="--per must be"):
+            batch_items(conn, "pores", "cell")
     plain = notebook("print(1)", name="plain.ipynb", threshold=3)
     with pytest.raises(InvalidInput, match="no `accession` parameter"):
         run_batch(plain, "pores", settings=st)

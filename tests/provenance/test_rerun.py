@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 import nanorepo
 from nanorepo.cli import cli
-from nanorepo.provenance import REPORT_NAME, rerun
+from nanorepo.connection import rerun
+from nanorepo.provenance import REPORT_NAME
 from nanorepo.repository import Repository
 from nanorepo.testing._service import _METADATA as SEED_METADATA
 from nanorepo.testing._service import SeededRepository
