@@ -327,3 +327,27 @@ def test_kill_at_random_moments(
     acc = listed["items"][0]["accession"]
     assert json.loads(run(cli_env, "verify", acc, "--json").stdout)[0]["ok"]
     assert os.listdir(Path(cli_env["NANOREPO_HOME"]) / "staging") == []
+
+
+def test_only_init_creates_a_repository(tmp_path: Path) -> None:
+    """Anything else that finds no repository says where it looked and how to point at one,
+    and leaves the directory as it was; `nanorepo init` creates it, once."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
+    env |= {"HOME": str(tmp_path / "user"), "COLUMNS": "200"}
+    nowhere = run(env, "list", check=False)
+    assert nowhere.returncode == 1
+    assert "not pointed at a nanorepo repository" in nowhere.stderr
+    assert "NANOREPO_URL" in nowhere.stderr and "nanorepo init" in nowhere.stderr
+    env["NANOREPO_HOME"] = str(home)
+    for args in (["list"], ["search", "pores"], ["show", "S-NANO1"], ["verify", "S-NANO1"]):
+        refused = run(env, *args, check=False)
+        assert refused.returncode == 1, args
+        assert f"there is no nanorepo repository at {home}" in refused.stderr, args
+        assert "Traceback" not in refused.stderr
+    assert not home.exists() and not (tmp_path / "user").exists()
+    made = run(env, "init")
+    assert f"created an empty repository: {home}" in made.stderr
+    assert (home / "catalog.sqlite").is_file() and (home / "storage").is_dir()
+    assert "0 of 0 dataset(s)" in run(env, "list").stderr
+    assert f"repository already there: {home}" in run(env, "init").stderr
