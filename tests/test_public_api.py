@@ -102,6 +102,7 @@ PUBLIC = {
     ],
     "nanorepo.errors": [
         "AuthenticationRequired",
+        "Busy",
         "ConfigurationError",
         "Conflict",
         "DatasetNotFound",
@@ -116,6 +117,7 @@ PUBLIC = {
         "PermissionDenied",
         "RepositoryNotFound",
         "RunNotFound",
+        "UnsafeInput",
         "VersionNotFound",
     ],
     "nanorepo.ome": [
