@@ -146,9 +146,9 @@ def test_a_new_hub_user_does_everything_they_are_told_to(hub: HubUp, hub_user: H
         text = "".join(printed)
         assert "✔" in text or "All checks passed" in text, f"{nb_path.name}:\n{text[-3000:]}"
 
-    # 3. the README's tour, typed into a Lab terminal
+    # 3. the README's tour, typed into a Lab terminal as printed (S-NANO1: the STED pores)
     venv_bin = str(Path(sys.executable).parent)
-    sted = _demo(hub, "nuclear pore technique:STED")[0]
+    assert _demo(hub, "nuclear pore technique:STED")[0] == "S-NANO1"
     everything = _demo(hub, "")
     with terminal(hub_user) as term:
         where = term.run("command -v nanorepo python jupyter").split()
@@ -157,15 +157,28 @@ def test_a_new_hub_user_does_everything_they_are_told_to(hub: HubUp, hub_user: H
         assert all(acc in listed for acc in everything), listed
         assert f"{len(everything)} of {len(everything)} dataset(s)" in listed
         found = term.run("nanorepo search nuclear pore technique:STED")
-        assert sted in found and "dataset(s)" in found, found
-        shown = term.run(f"nanorepo show {sted}")
-        assert f"cite as: {sted}@v1" in shown, shown
-        ran = term.run(f"cd && nanorepo run ~/nanorepo-notebooks/analyses/npc_rings.ipynb "
-                       f"-p accession {sted}")  # fmt: skip
+        assert "S-NANO1" in found and "dataset(s)" in found, found
+        shown = term.run("nanorepo show S-NANO1")
+        assert "cite as: S-NANO1@v1" in shown, shown
+        opened = term.run(
+            """python -c 'import nanorepo; print(nanorepo.open("S-NANO1").images[0].to_xarray())'"""
+        )
+        assert "<xarray.DataArray" in opened and "Traceback" not in opened, opened
+        ran = term.run(
+            "nanorepo run ~/nanorepo-notebooks/analyses/npc_rings.ipynb -p accession S-NANO1"
+        )
         assert re.search(r"run [0-9a-f]{32}\s+succeeded\s+npc_rings\.ipynb", ran), ran
-        assert f"read    {sted}@v1" in ran, ran
+        assert "read    S-NANO1@v1" in ran, ran
         runs = term.run("nanorepo runs")
         assert "npc_rings.ipynb" in runs and "succeeded" in runs, runs
+        # a template's own usage line, from its folder
+        papermill = term.run(
+            "cd ~/nanorepo-notebooks/analyses && papermill npc_rings.ipynb out.ipynb "
+            "-p accession S-NANO1 -p output_dir results/ && cd"
+        )
+        assert "Traceback" not in papermill, papermill
+        summary = hub_user.home / "nanorepo-notebooks" / "analyses" / "results" / "summary.json"
+        assert json.loads(summary.read_text()), papermill
 
     # 4. nothing created a catalog in the user's home (only init, demo and up do)
     assert _catalogs(hub_user.home) == []
