@@ -39,8 +39,12 @@ def _catalog(hub: NanorepoHub) -> Catalog:
         cat: Catalog | None = hub.__dict__.get("_catalog")
         if cat is None:
             from nanorepo.catalog import Catalog
+            from nanorepo.repository import catalog_exists, no_repository
 
-            cat = Catalog(hub.settings().database_url)
+            settings = hub.settings()
+            if not catalog_exists(settings.database_url):  # `nanorepo up` (or init) makes it
+                raise no_repository(settings)
+            cat = Catalog(settings.database_url)
             hub.__dict__["_catalog"] = cat
         return cat
 

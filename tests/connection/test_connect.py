@@ -129,3 +129,40 @@ def test_the_plain_install_imports_and_points_to_the_extra(tmp_path: Path) -> No
     assert "pip install 'nanorepo[server]'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "h").exists()
+
+
+#: The only places in nanorepo/ that may create a catalog: the repository itself (asked to,
+#: with create=True), the commands that create (init and demo through the CLI context, up),
+#: the test fixtures; and two that open an existing one only after checking it exists.
+MAY_CREATE = {
+    "repository/_repository.py",  # Catalog(...) only with create=True or an existing one
+    "cli/_context.py",  # Context.creating(): init, demo
+    "cli/_up.py",  # nanorepo up
+    "hub/_spawner.py",  # the hub's catalog, after catalog_exists()
+    "access/_open.py",  # open_from_storage: an existing SQLite file (or a server catalog)
+    "testing/plugin.py",
+    "testing/_hub.py",
+    "testing/_service.py",
+}
+
+
+def test_only_the_allowed_places_create_or_open_a_catalog() -> None:
+    """Catalog(...) migrates, so creates, a catalog; create=True asks the repository to.
+    Any new place doing either must be one of those that may (see MAY_CREATE)."""
+    import ast
+
+    root = Path(nanorepo.__file__).parent
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            creates = any(
+                k.arg == "create" and isinstance(k.value, ast.Constant) and k.value.value
+                for k in node.keywords
+            )
+            if name == "Catalog" or creates:
+                found.add(path.relative_to(root).as_posix())
+    assert found <= MAY_CREATE, sorted(found - MAY_CREATE)
+    assert {"cli/_context.py", "cli/_up.py"} <= found
