@@ -83,3 +83,23 @@ def test_landing_escapes_text_and_links_into_lab() -> None:
     assert hub_base("/") is None
     assert lab_link("/", "S-NANO1") == "/hub/user-redirect/lab?nanorepo-dataset=S-NANO1"
     assert terabytes(1_500_000_000_000) == "1.50 TB" and terabytes(0) == "0.00 MB"
+
+
+def test_landing_on_the_hub_signs_in_and_links_into_lab(jupyterhub: Any) -> None:
+    """Behind a real hub (anonymous access off): a visitor is sent through the service's
+    OAuth sign-in and back; bob then sees what he may see, with Open in Lab links."""
+    hub, seed = jupyterhub, jupyterhub.seed
+    landing = f"{hub.service_url}/"
+    with httpx.Client(timeout=60) as c:
+        r = c.get(landing, follow_redirects=False)
+        assert r.status_code == 302
+        assert r.headers["location"].startswith("/services/nanorepo/login?next=")
+        hub.browser_login(c, "bob")
+        r = c.get(landing, follow_redirects=True)  # the service's OAuth, then the page
+        assert r.status_code == 200 and str(r.url) == landing
+        page = r.text
+    assert "Signed in as <strong>bob</strong>" in page
+    assert seed.granted in page and seed.hidden not in page and "zanzibar" not in page
+    assert _count(page, "datasets") == 2
+    assert f'href="/hub/user-redirect/lab?nanorepo-dataset={seed.public}"' in page
+    assert "Sign-ups waiting" not in page  # bob is no admin (and this hub has no sign-ups)
