@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,15 @@ def ome_tiff(tmp_path: Path) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     write_ome_tiff(p)
     return p
+
+
+_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """``./dev test`` quotes the wall time of its stages just before pytest's closing line
+    (``NANOREPO_TEST_STAGES``: the install and the linters, measured by ./dev)."""
+    stages = os.environ.get("NANOREPO_TEST_STAGES")
+    if stages and not hasattr(terminalreporter.config, "workerinput"):
+        pytest_s = time.monotonic() - _STARTED
+        terminalreporter.write_line(f"./dev test stages: {stages}, pytest {pytest_s:.0f} s")
