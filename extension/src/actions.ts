@@ -4,15 +4,29 @@
  * service's own message (the full text, with the hint, one click away).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Clipboard, Notification, showErrorMessage } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  Clipboard,
+  Notification,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 
 import { ServerConnection } from '@jupyterlab/services';
 
 import { INotebookContent, IRun, RepositoryClient } from './api';
 import { notebookCode, reference } from './models';
 import { RequestError } from './request';
-import { LOCAL_RUNS_DIR, executedNotebook, localNotebookPath, shortId, untrusted } from './runs';
+import {
+  LOCAL_RUNS_DIR,
+  executedNotebook,
+  localNotebookPath,
+  shortId,
+  untrusted
+} from './runs';
 
 /** Show an error as a notification; `what` says what was being done. */
 export function notifyError(what: string, error: unknown): void {
@@ -86,9 +100,12 @@ export async function insertOpenCell(
   cell.model.sharedModel.setSource(code);
   app.shell.activateById(panel.id);
   notebook.mode = 'command';
-  Notification.success(`Inserted code opening ${reference(accession, version)}`, {
-    autoClose: 3000
-  });
+  Notification.success(
+    `Inserted code opening ${reference(accession, version)}`,
+    {
+      autoClose: 3000
+    }
+  );
   return panel;
 }
 
@@ -147,7 +164,10 @@ async function exists(contents: Contents, path: string): Promise<boolean> {
     await contents.get(path, { content: false });
     return true;
   } catch (error) {
-    if (error instanceof ServerConnection.ResponseError && error.response.status === 404) {
+    if (
+      error instanceof ServerConnection.ResponseError &&
+      error.response.status === 404
+    ) {
       return false;
     }
     throw error;
@@ -168,7 +188,9 @@ export async function openRunNotebook(
 ): Promise<string> {
   const output = executed ? executedNotebook(run) : null;
   if (executed && !output) {
-    throw new Error(`run ${shortId(run.id)} kept no executed notebook; open the notebook as run instead`);
+    throw new Error(
+      `run ${shortId(run.id)} kept no executed notebook; open the notebook as run instead`
+    );
   }
   const content = output
     ? await client.runOutputJSON<INotebookContent>(run.id, output.name)
@@ -181,14 +203,23 @@ export async function openRunNotebook(
   let path = localNotebookPath(run, executed);
   for (let attempt = 2; await exists(contents, path); attempt++) {
     if (attempt > 100) {
-      throw new Error(`too many copies of this notebook in ${LOCAL_RUNS_DIR}/: remove some and try again`);
+      throw new Error(
+        `too many copies of this notebook in ${LOCAL_RUNS_DIR}/: remove some and try again`
+      );
     }
     path = localNotebookPath(run, executed, attempt);
   }
-  await contents.save(path, { type: 'notebook', format: 'json', content: notebook });
-  await app.commands.execute('docmanager:open', { path });
-  Notification.success(`Saved the ${executed ? 'executed ' : ''}notebook of run ${shortId(run.id)} as ${path}`, {
-    autoClose: 4000
+  await contents.save(path, {
+    type: 'notebook',
+    format: 'json',
+    content: notebook
   });
+  await app.commands.execute('docmanager:open', { path });
+  Notification.success(
+    `Saved the ${executed ? 'executed ' : ''}notebook of run ${shortId(run.id)} as ${path}`,
+    {
+      autoClose: 4000
+    }
+  );
   return path;
 }

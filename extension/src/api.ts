@@ -4,7 +4,13 @@
  */
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IResponse, apiUrl, jsonInit, requestAPI, requestAPIWithMeta } from './request';
+import {
+  IResponse,
+  apiUrl,
+  jsonInit,
+  requestAPI,
+  requestAPIWithMeta
+} from './request';
 
 /** One page of a list: pass `next` back as `cursor`. */
 export interface IPage<T> {
@@ -251,7 +257,8 @@ export interface IRun {
 }
 
 export type LineageKind = 'dataset' | 'run' | 'batch' | 'output';
-export type LineageRelation = 'used' | 'wasGeneratedBy' | 'wasDerivedFrom' | 'wasStartedBy';
+export type LineageRelation =
+  'used' | 'wasGeneratedBy' | 'wasDerivedFrom' | 'wasStartedBy';
 
 /**
  * A node of a lineage graph: `S-NANO1@v1` (dataset version), `run:<id>`, `batch:<id>`,
@@ -299,7 +306,9 @@ function enc(part: string): string {
   return encodeURIComponent(part);
 }
 
-function query(params: Array<[string, string | number | null | undefined]>): string {
+function query(
+  params: Array<[string, string | number | null | undefined]>
+): string {
   const parts = params
     .filter(([, v]) => v !== null && v !== undefined && v !== '')
     .map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
@@ -322,7 +331,10 @@ export function runOutputPath(id: string, name: string): string {
 }
 
 /** Path of a dataset's lineage in another format (`prov-json`, `provn`, `dot`, `svg`). */
-export function lineageExportPath(accession: string, format: 'prov-json' | 'provn' | 'dot' | 'svg'): string {
+export function lineageExportPath(
+  accession: string,
+  format: 'prov-json' | 'provn' | 'dot' | 'svg'
+): string {
   return `datasets/${enc(accession)}/lineage${query([['format', format]])}`;
 }
 
@@ -330,7 +342,9 @@ export function lineageExportPath(accession: string, format: 'prov-json' | 'prov
 export class RepositoryClient {
   readonly settings: ServerConnection.ISettings;
 
-  constructor(settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {
+  constructor(
+    settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+  ) {
     this.settings = settings;
   }
 
@@ -364,8 +378,18 @@ export class RepositoryClient {
 
   private _whoami: Promise<string | null> | null = null;
 
-  search(q: string, cursor: string | null = null, limit = 20): Promise<IPage<IDatasetSummary>> {
-    return this.get(`datasets${query([['q', q], ['cursor', cursor], ['limit', limit]])}`);
+  search(
+    q: string,
+    cursor: string | null = null,
+    limit = 20
+  ): Promise<IPage<IDatasetSummary>> {
+    return this.get(
+      `datasets${query([
+        ['q', q],
+        ['cursor', cursor],
+        ['limit', limit]
+      ])}`
+    );
   }
 
   facets(q: string): Promise<Facets> {
@@ -377,7 +401,10 @@ export class RepositoryClient {
   }
 
   /** The sealed metadata of a version (`'latest'`: of the latest, without knowing it). */
-  metadata(accession: string, version: number | 'latest'): Promise<ISealedMetadata> {
+  metadata(
+    accession: string,
+    version: number | 'latest'
+  ): Promise<ISealedMetadata> {
     const v = version === 'latest' ? version : `v${version}`;
     return this.get(`datasets/${enc(accession)}/versions/${v}/metadata`);
   }
@@ -398,8 +425,13 @@ export class RepositoryClient {
     );
   }
 
-  history(accession: string, cursor: string | null = null): Promise<IPage<IRevision>> {
-    return this.get(`datasets/${enc(accession)}/history${query([['cursor', cursor]])}`);
+  history(
+    accession: string,
+    cursor: string | null = null
+  ): Promise<IPage<IRevision>> {
+    return this.get(
+      `datasets/${enc(accession)}/history${query([['cursor', cursor]])}`
+    );
   }
 
   images(
@@ -409,16 +441,21 @@ export class RepositoryClient {
     cursor: string | null = null,
     limit = 200
   ): Promise<IPage<IImageInfo>> {
-    const params: Array<[string, string | number | null]> = q.filters.map(([k, v]) => [
-      'filter',
-      `${k}:${v}`
-    ]);
+    const params: Array<[string, string | number | null]> = q.filters.map(
+      ([k, v]) => ['filter', `${k}:${v}`]
+    );
     params.push(['q', q.name], ['sort', q.sort], ['order', q.order]);
     params.push(['cursor', cursor], ['limit', limit]);
-    return this.get(`datasets/${enc(accession)}/versions/v${version}/images${query(params)}`);
+    return this.get(
+      `datasets/${enc(accession)}/versions/v${version}/images${query(params)}`
+    );
   }
 
-  files(accession: string, version: number, cursor: string | null = null): Promise<IPage<IFileInfo>> {
+  files(
+    accession: string,
+    version: number,
+    cursor: string | null = null
+  ): Promise<IPage<IFileInfo>> {
     return this.get(
       `datasets/${enc(accession)}/versions/v${version}/files${query([['cursor', cursor]])}`
     );
@@ -426,7 +463,11 @@ export class RepositoryClient {
 
   threads(
     accession: string,
-    options: { status?: ThreadStatus | null; image?: string | null; cursor?: string | null } = {}
+    options: {
+      status?: ThreadStatus | null;
+      image?: string | null;
+      cursor?: string | null;
+    } = {}
   ): Promise<IThreadPage> {
     const q = query([
       ['status', options.status],
@@ -459,11 +500,21 @@ export class RepositoryClient {
     status: ThreadStatus,
     etag: string
   ): Promise<IResponse<IThread>> {
-    return this.meta(`datasets/${enc(accession)}/threads/${id}`, jsonInit('PATCH', { status }, etag));
+    return this.meta(
+      `datasets/${enc(accession)}/threads/${id}`,
+      jsonInit('PATCH', { status }, etag)
+    );
   }
 
-  reply(accession: string, id: number, body: string): Promise<IResponse<IPost>> {
-    return this.meta(`datasets/${enc(accession)}/threads/${id}/posts`, jsonInit('POST', { body }));
+  reply(
+    accession: string,
+    id: number,
+    body: string
+  ): Promise<IResponse<IPost>> {
+    return this.meta(
+      `datasets/${enc(accession)}/threads/${id}/posts`,
+      jsonInit('POST', { body })
+    );
   }
 
   editPost(
@@ -480,13 +531,23 @@ export class RepositoryClient {
     );
   }
 
-  postHistory(accession: string, threadId: number, postId: number): Promise<IPostRevision[]> {
-    return this.get(`datasets/${enc(accession)}/threads/${threadId}/posts/${postId}/history`);
+  postHistory(
+    accession: string,
+    threadId: number,
+    postId: number
+  ): Promise<IPostRevision[]> {
+    return this.get(
+      `datasets/${enc(accession)}/threads/${threadId}/posts/${postId}/history`
+    );
   }
 
   /** Runs the user may see that read `q.dataset`, newest first (a run reading any
    * dataset the user may not see is left out by the service). */
-  runs(q: IRunQuery, cursor: string | null = null, limit = 20): Promise<IPage<IRun>> {
+  runs(
+    q: IRunQuery,
+    cursor: string | null = null,
+    limit = 20
+  ): Promise<IPage<IRun>> {
     const params = query([
       ['dataset', q.dataset],
       ['status', q.status],
@@ -526,6 +587,9 @@ export class RepositoryClient {
     image: string | null,
     launch: boolean
   ): Promise<INapariLaunch> {
-    return this.get('_napari', jsonInit('POST', { accession, version, image, launch }));
+    return this.get(
+      '_napari',
+      jsonInit('POST', { accession, version, image, launch })
+    );
   }
 }

@@ -4,7 +4,12 @@
  * with their digest; mutable metadata with its editor and history), the image table, the
  * threads, the files and the provenance (runs and lineage, `provenance.tsx`).
  */
-import { Button, HTMLSelect, InputGroup, ReactWidget } from '@jupyterlab/ui-components';
+import {
+  Button,
+  HTMLSelect,
+  InputGroup,
+  ReactWidget
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import {
@@ -18,7 +23,13 @@ import {
 import { Immutable } from './metadata';
 import { notifyError } from './actions';
 import { ImageTable } from './imagetable';
-import { ImageTableModel, citation, formatBytes, formatValue, reference } from './models';
+import {
+  ImageTableModel,
+  citation,
+  formatBytes,
+  formatValue,
+  reference
+} from './models';
 import { IProvenanceActions, Provenance } from './provenance';
 import { RequestError } from './request';
 import { Threads } from './threads';
@@ -26,9 +37,17 @@ import { Threads } from './threads';
 /** What the page's buttons do (provided by the plugin: notebook, clipboard, napari, and
  * the Provenance tab's: open a dataset, open a run's notebook, copy a command). */
 export interface IDatasetActions extends IProvenanceActions {
-  openInNotebook: (accession: string, version: number, image: string | null) => void;
+  openInNotebook: (
+    accession: string,
+    version: number,
+    image: string | null
+  ) => void;
   copyReference: (accession: string, version: number) => void;
-  viewInNapari: (accession: string, version: number, image: string | null) => void;
+  viewInNapari: (
+    accession: string,
+    version: number,
+    image: string | null
+  ) => void;
 }
 
 type Tab = 'metadata' | 'images' | 'threads' | 'files' | 'provenance';
@@ -72,8 +91,15 @@ function Mutable(props: {
   onChanged: () => void;
 }): JSX.Element {
   const { client, accession } = props;
-  const [state, setState] = React.useState<{ m: IMutableMetadata; etag: string | null } | null>(null);
-  const [edit, setEdit] = React.useState<{ key: string; value: string; reason: string } | null>(null);
+  const [state, setState] = React.useState<{
+    m: IMutableMetadata;
+    etag: string | null;
+  } | null>(null);
+  const [edit, setEdit] = React.useState<{
+    key: string;
+    value: string;
+    reason: string;
+  } | null>(null);
   const [history, setHistory] = React.useState<IRevision[] | null>(null);
   const load = React.useCallback(async () => {
     try {
@@ -92,21 +118,34 @@ function Mutable(props: {
   const { m } = state;
   const keys = Object.keys(m.editable);
   const start = (key: string) =>
-    setEdit({ key, value: formatValue(m.fields[key] ?? '').replace(/^—$/, ''), reason: '' });
+    setEdit({
+      key,
+      value: formatValue(m.fields[key] ?? '').replace(/^—$/, ''),
+      reason: ''
+    });
   const save = async (event: React.FormEvent) => {
     event.preventDefault();
     if (!edit) {
       return;
     }
     try {
-      const r = await client.setMutable(accession, { [edit.key]: edit.value }, edit.reason, state.etag ?? '');
+      const r = await client.setMutable(
+        accession,
+        { [edit.key]: edit.value },
+        edit.reason,
+        state.etag ?? ''
+      );
       setState({ m: r.data, etag: r.etag });
       setEdit(null);
       setHistory(null);
       props.onChanged();
     } catch (error) {
       notifyError('Save metadata', error);
-      if (error instanceof RequestError && error.status === 412 && error.current) {
+      if (
+        error instanceof RequestError &&
+        error.status === 412 &&
+        error.current
+      ) {
         // somebody changed it first: show theirs, keep the edit open with what was typed
         setState({ m: error.current as IMutableMetadata, etag: error.etag });
       }
@@ -135,7 +174,12 @@ function Mutable(props: {
             <dd>
               {formatValue(m.fields[k])}
               {props.canEdit ? (
-                <Button small minimal aria-label={`Edit ${k}`} onClick={() => start(k)}>
+                <Button
+                  small
+                  minimal
+                  aria-label={`Edit ${k}`}
+                  onClick={() => start(k)}
+                >
                   Edit
                 </Button>
               ) : null}
@@ -144,14 +188,27 @@ function Mutable(props: {
         ))}
       </dl>
       {edit ? (
-        <form className="nr-EditField" onSubmit={save} aria-label={`Edit ${edit.key}`}>
+        <form
+          className="nr-EditField"
+          onSubmit={save}
+          aria-label={`Edit ${edit.key}`}
+        >
           <label>
             {edit.key} <span className="nr-Meta">({m.editable[edit.key]})</span>
-            <InputGroup value={edit.value} onChange={e => setEdit({ ...edit, value: e.target.value })} aria-label="New value" />
+            <InputGroup
+              value={edit.value}
+              onChange={e => setEdit({ ...edit, value: e.target.value })}
+              aria-label="New value"
+            />
           </label>
           <label>
             Reason
-            <InputGroup value={edit.reason} onChange={e => setEdit({ ...edit, reason: e.target.value })} aria-label="Reason" required />
+            <InputGroup
+              value={edit.reason}
+              onChange={e => setEdit({ ...edit, reason: e.target.value })}
+              aria-label="Reason"
+              required
+            />
           </label>
           <div className="nr-FormButtons">
             <Button type="submit" small disabled={!edit.reason.trim()}>
@@ -171,7 +228,11 @@ function Mutable(props: {
   );
 }
 
-function Files(props: { client: RepositoryClient; accession: string; version: number }): JSX.Element {
+function Files(props: {
+  client: RepositoryClient;
+  accession: string;
+  version: number;
+}): JSX.Element {
   const { client, accession, version } = props;
   const [files, setFiles] = React.useState<IFileInfo[] | null>(null);
   React.useEffect(() => {
@@ -198,7 +259,10 @@ function Files(props: { client: RepositoryClient; accession: string; version: nu
         {files.map(f => (
           <tr key={f.name}>
             <td>
-              <a href={client.url(f.download)} download={f.name.split('/').pop()}>
+              <a
+                href={client.url(f.download)}
+                download={f.name.split('/').pop()}
+              >
                 {f.name}
               </a>
             </td>
@@ -258,14 +322,16 @@ function DatasetView(props: {
     // the summary and the latest version's sealed metadata at the same time: one round
     // trip to a rendered page, not two
     const latest = client.metadata(accession, 'latest');
-    void Promise.all([loadDetail(), latest.catch(() => null)]).then(([found, m]) => {
-      if (found && m) {
-        showMetadata(m);
+    void Promise.all([loadDetail(), latest.catch(() => null)]).then(
+      ([found, m]) => {
+        if (found && m) {
+          showMetadata(m);
+        }
+        if (found) {
+          setVersion(m?.version ?? found.latest_version);
+        }
       }
-      if (found) {
-        setVersion(m?.version ?? found.latest_version);
-      }
-    });
+    );
   }, [loadDetail, client, accession]);
   React.useEffect(() => {
     if (!version) {
@@ -284,7 +350,9 @@ function DatasetView(props: {
     const names = () => {
       const n = Math.min(model.loaded, MAX_ANCHOR_IMAGES);
       setImageNames(current =>
-        current.length === n ? current : Array.from({ length: n }, (_, i) => model.row(i)?.name ?? '')
+        current.length === n
+          ? current
+          : Array.from({ length: n }, (_, i) => model.row(i)?.name ?? '')
       );
     };
     model.changed.connect(names);
@@ -294,7 +362,10 @@ function DatasetView(props: {
       model.changed.disconnect(names);
     };
   }, [client, accession, version]);
-  const onCounts = React.useCallback((c: { [status: string]: number }) => setCounts(c), []);
+  const onCounts = React.useCallback(
+    (c: { [status: string]: number }) => setCounts(c),
+    []
+  );
 
   if (failed) {
     return (
@@ -311,9 +382,17 @@ function DatasetView(props: {
       </div>
     );
   }
-  const info = detail.versions.find(v => v.version === version) ?? detail.versions[detail.versions.length - 1];
+  const info =
+    detail.versions.find(v => v.version === version) ??
+    detail.versions[detail.versions.length - 1];
   const ref = reference(accession, version);
-  const cite = citation(detail.title, accession, version, info?.created ?? detail.created, metadata?.metadata ?? null);
+  const cite = citation(
+    detail.title,
+    accession,
+    version,
+    info?.created ?? detail.created,
+    metadata?.metadata ?? null
+  );
   const openCount = counts.open ?? 0;
   const tabs: Array<[Tab, string]> = [
     ['metadata', 'Metadata'],
@@ -323,15 +402,24 @@ function DatasetView(props: {
     ['provenance', 'Provenance']
   ];
   const onTabKey = (event: React.KeyboardEvent, index: number) => {
-    const delta = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
+    const delta =
+      event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
     if (delta) {
       const next = tabs[(index + delta + tabs.length) % tabs.length][0];
       setTab(next);
-      (event.currentTarget.parentElement?.children[(index + delta + tabs.length) % tabs.length] as HTMLElement)?.focus();
+      (
+        event.currentTarget.parentElement?.children[
+          (index + delta + tabs.length) % tabs.length
+        ] as HTMLElement
+      )?.focus();
     }
   };
   return (
-    <div className="nr-Dataset" data-state={metadata ? 'ready' : 'loading'} data-accession={accession}>
+    <div
+      className="nr-Dataset"
+      data-state={metadata ? 'ready' : 'loading'}
+      data-accession={accession}
+    >
       <header className="nr-DatasetHead">
         <h2 className="nr-DatasetTitle">{detail.title}</h2>
         <div className="nr-DatasetFacts">
@@ -353,32 +441,47 @@ function DatasetView(props: {
           </span>
           {detail.access === 'embargoed' ? (
             <span className="nr-Badge nr-Badge-embargo">
-              Embargoed{detail.embargo_until ? ` until ${detail.embargo_until}` : ''}
+              Embargoed
+              {detail.embargo_until ? ` until ${detail.embargo_until}` : ''}
             </span>
           ) : (
             <span className="nr-Badge nr-Badge-public">Public</span>
           )}
           {info ? (
             <span className="nr-Meta">
-              {formatBytes(info.size_bytes)} · {info.created.slice(0, 10)} · {info.created_by}
+              {formatBytes(info.size_bytes)} · {info.created.slice(0, 10)} ·{' '}
+              {info.created_by}
             </span>
           ) : null}
         </div>
         <div className="nr-Actions" role="toolbar" aria-label="Dataset actions">
-          <Button small onClick={() => actions.openInNotebook(accession, version, null)}>
+          <Button
+            small
+            onClick={() => actions.openInNotebook(accession, version, null)}
+          >
             Open in notebook
           </Button>
-          <Button small onClick={() => actions.copyReference(accession, version)}>
+          <Button
+            small
+            onClick={() => actions.copyReference(accession, version)}
+          >
             Copy {ref}
           </Button>
-          <Button small onClick={() => actions.viewInNapari(accession, version, null)}>
+          <Button
+            small
+            onClick={() => actions.viewInNapari(accession, version, null)}
+          >
             View in napari
           </Button>
         </div>
         <div className="nr-Cite">
-          <span className="nr-Meta">Cite as</span> <span className="nr-CiteText">{cite}</span>
+          <span className="nr-Meta">Cite as</span>{' '}
+          <span className="nr-CiteText">{cite}</span>
           {info ? (
-            <span className="nr-Meta" title="SHA-256 over the version's manifest">
+            <span
+              className="nr-Meta"
+              title="SHA-256 over the version's manifest"
+            >
               {' '}
               manifest sha256:<code>{info.manifest_sha256.slice(0, 16)}…</code>
             </span>
@@ -386,9 +489,14 @@ function DatasetView(props: {
         </div>
       </header>
       {version < detail.latest_version ? (
-        <div className="nr-NewerVersion" role="status" data-latest={detail.latest_version}>
-          A newer version exists: <strong>{reference(accession, detail.latest_version)}</strong>.
-          You are reading v{version}.{' '}
+        <div
+          className="nr-NewerVersion"
+          role="status"
+          data-latest={detail.latest_version}
+        >
+          A newer version exists:{' '}
+          <strong>{reference(accession, detail.latest_version)}</strong>. You
+          are reading v{version}.{' '}
           <Button small onClick={() => setVersion(detail.latest_version)}>
             Show v{detail.latest_version}
           </Button>
@@ -415,7 +523,12 @@ function DatasetView(props: {
         {tab === 'metadata' ? (
           <div className="nr-Metadata">
             <Immutable metadata={metadata} />
-            <Mutable client={client} accession={accession} canEdit={detail.can.includes('edit')} onChanged={() => void loadDetail()} />
+            <Mutable
+              client={client}
+              accession={accession}
+              canEdit={detail.can.includes('edit')}
+              onChanged={() => void loadDetail()}
+            />
           </div>
         ) : null}
         {tab === 'images' && images ? (
@@ -423,8 +536,10 @@ function DatasetView(props: {
             model={images}
             client={client}
             actions={{
-              openInNotebook: name => actions.openInNotebook(accession, version, name),
-              viewInNapari: name => actions.viewInNapari(accession, version, name),
+              openInNotebook: name =>
+                actions.openInNotebook(accession, version, name),
+              viewInNapari: name =>
+                actions.viewInNapari(accession, version, name),
               discuss: name => {
                 setDiscuss(name);
                 setTab('threads');
@@ -446,7 +561,9 @@ function DatasetView(props: {
             onCounts={onCounts}
           />
         </div>
-        {tab === 'files' ? <Files client={client} accession={accession} version={version} /> : null}
+        {tab === 'files' ? (
+          <Files client={client} accession={accession} version={version} />
+        ) : null}
         {tab === 'provenance' ? (
           <Provenance
             client={client}
@@ -462,7 +579,11 @@ function DatasetView(props: {
 
 /** The main-area widget of one dataset. */
 export class DatasetPage extends ReactWidget {
-  constructor(client: RepositoryClient, accession: string, actions: IDatasetActions) {
+  constructor(
+    client: RepositoryClient,
+    accession: string,
+    actions: IDatasetActions
+  ) {
     super();
     this.accession = accession;
     this._client = client;

@@ -40,9 +40,14 @@ export function orcidId(value: unknown): string | null {
 }
 
 /** The study's authors (names, ORCID iDs, affiliations) in their order. */
-export function authorsOf(metadata: { [section: string]: unknown } | null): IAuthor[] {
+export function authorsOf(
+  metadata: { [section: string]: unknown } | null
+): IAuthor[] {
   const study = metadata?.study;
-  const list = study && typeof study === 'object' ? (study as { authors?: unknown }).authors : null;
+  const list =
+    study && typeof study === 'object'
+      ? (study as { authors?: unknown }).authors
+      : null;
   if (!Array.isArray(list)) {
     return [];
   }
@@ -53,7 +58,8 @@ export function authorsOf(metadata: { [section: string]: unknown } | null): IAut
       }
       const o = (a ?? {}) as { [key: string]: unknown };
       const name = typeof o.name === 'string' ? o.name : '';
-      const affiliation = typeof o.affiliation === 'string' ? o.affiliation : null;
+      const affiliation =
+        typeof o.affiliation === 'string' ? o.affiliation : null;
       return { name, orcid: orcidId(o.orcid), affiliation };
     })
     .filter(a => a.name.length > 0);
@@ -78,7 +84,9 @@ export function isEmpty(value: unknown): boolean {
 
 /** The sections to show, in REMBI order then the others by name; empty ones left out;
  * the study without its authors (shown first on their own). */
-export function orderedSections(metadata: { [section: string]: unknown }): Array<[string, unknown]> {
+export function orderedSections(metadata: {
+  [section: string]: unknown;
+}): Array<[string, unknown]> {
   const keys = Object.keys(metadata).filter(k => !NOT_SECTIONS.has(k));
   const rank = (k: string) => {
     const i = REMBI_ORDER.indexOf(k);
@@ -88,8 +96,15 @@ export function orderedSections(metadata: { [section: string]: unknown }): Array
   const out: Array<[string, unknown]> = [];
   for (const k of keys) {
     let value = metadata[k];
-    if (k === 'study' && value && typeof value === 'object' && !Array.isArray(value)) {
-      const { authors: _authors, ...rest } = value as { [key: string]: unknown };
+    if (
+      k === 'study' &&
+      value &&
+      typeof value === 'object' &&
+      !Array.isArray(value)
+    ) {
+      const { authors: _authors, ...rest } = value as {
+        [key: string]: unknown;
+      };
       value = rest;
     }
     if (!isEmpty(value)) {
@@ -105,9 +120,14 @@ export function label(key: string): string {
 }
 
 /** Pixel size per spatial axis in nm, in the image's axis order: `z 125 · y 40 · x 40`. */
-export function pixelSizes(image: Pick<IImageInfo, 'dims' | 'pixel_sizes'>): string {
+export function pixelSizes(
+  image: Pick<IImageInfo, 'dims' | 'pixel_sizes'>
+): string {
   const parts = image.dims
-    .filter(d => typeof image.pixel_sizes[d] === 'number' && ['x', 'y', 'z'].includes(d))
+    .filter(
+      d =>
+        typeof image.pixel_sizes[d] === 'number' && ['x', 'y', 'z'].includes(d)
+    )
     .map(d => `${d} ${Number(image.pixel_sizes[d].toPrecision(4))}`);
   return parts.length ? parts.join(' · ') : '—';
 }
@@ -122,7 +142,10 @@ export interface IChannel {
 export function channelsOf(image: Pick<IImageInfo, 'channels'>): IChannel[] {
   return image.channels.map((c, i) => {
     const name = typeof c.name === 'string' && c.name ? c.name : `channel ${i}`;
-    const hex = typeof c.color === 'string' && /^[0-9A-Fa-f]{6}$/.test(c.color) ? `#${c.color.toUpperCase()}` : null;
+    const hex =
+      typeof c.color === 'string' && /^[0-9A-Fa-f]{6}$/.test(c.color)
+        ? `#${c.color.toUpperCase()}`
+        : null;
     return { name, color: hex };
   });
 }
@@ -147,7 +170,13 @@ function Value(props: { value: unknown }): JSX.Element {
 
 function OrcidLink(props: { id: string }): JSX.Element {
   return (
-    <a className="nr-Orcid" href={`https://orcid.org/${props.id}`} target="_blank" rel="noopener noreferrer" title={`ORCID ${props.id}`}>
+    <a
+      className="nr-Orcid"
+      href={`https://orcid.org/${props.id}`}
+      target="_blank"
+      rel="noopener noreferrer"
+      title={`ORCID ${props.id}`}
+    >
       ORCID {props.id}
     </a>
   );
@@ -171,7 +200,9 @@ export function Authors(props: { authors: IAuthor[] }): JSX.Element | null {
                 <OrcidLink id={a.orcid} />
               </>
             ) : null}
-            {a.affiliation ? <span className="nr-Meta"> · {a.affiliation}</span> : null}
+            {a.affiliation ? (
+              <span className="nr-Meta"> · {a.affiliation}</span>
+            ) : null}
           </li>
         ))}
       </ul>
@@ -184,10 +215,16 @@ export function Section(props: { title: string; value: unknown }): JSX.Element {
   const { value } = props;
   const fields =
     value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.entries(value as { [key: string]: unknown }).filter(([, v]) => !isEmpty(v))
+      ? Object.entries(value as { [key: string]: unknown }).filter(
+          ([, v]) => !isEmpty(v)
+        )
       : null;
   return (
-    <section className="nr-MetaSection" aria-label={label(props.title)} data-section={props.title}>
+    <section
+      className="nr-MetaSection"
+      aria-label={label(props.title)}
+      data-section={props.title}
+    >
       <h4>{label(props.title)}</h4>
       {fields ? (
         <dl>
@@ -210,7 +247,9 @@ export function Section(props: { title: string; value: unknown }): JSX.Element {
 }
 
 /** The sealed record of a version: digest, authors, then the sections. */
-export function Immutable(props: { metadata: ISealedMetadata | null }): JSX.Element {
+export function Immutable(props: {
+  metadata: ISealedMetadata | null;
+}): JSX.Element {
   const { metadata } = props;
   if (!metadata) {
     return <div className="nr-Loading">Loading metadata…</div>;
@@ -220,7 +259,10 @@ export function Immutable(props: { metadata: ISealedMetadata | null }): JSX.Elem
       <h3>
         Immutable metadata <span className="nr-Badge">sealed · read-only</span>
       </h3>
-      <p className="nr-Digest" title="SHA-256 of the sealed metadata, checked by the service">
+      <p
+        className="nr-Digest"
+        title="SHA-256 of the sealed metadata, checked by the service"
+      >
         sha256:<code>{metadata.sha256}</code>
       </p>
       <Authors authors={authorsOf(metadata.metadata)} />

@@ -34,7 +34,10 @@ export function quoteValue(value: string): string {
  * The service's query string from the search box and the chosen facet values
  * (`nuclear pore technique:sted organism:"homo sapiens"`).
  */
-export function buildQuery(text: string, selected: { [field: string]: string }): string {
+export function buildQuery(
+  text: string,
+  selected: { [field: string]: string }
+): string {
   const parts = [text.trim()];
   for (const [field] of FACET_FIELDS) {
     const value = selected[field];
@@ -64,7 +67,11 @@ export function pyString(value: string): string {
  * The code cell "Open in notebook" inserts: opens the version (and the image) with
  * `nanorepo.open`, lazily, and prints what it opened. It is inserted, never run.
  */
-export function notebookCode(accession: string, version: number, image: string | null): string {
+export function notebookCode(
+  accession: string,
+  version: number,
+  image: string | null
+): string {
   const ref = pyString(reference(accession, version));
   const lines = ['import nanorepo', '', `ds = nanorepo.open(${ref})`];
   if (image) {
@@ -89,7 +96,9 @@ export function formatBytes(n: number): string {
     value /= 1000;
     unit += 1;
   }
-  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  return unit === 0
+    ? `${n} B`
+    : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
 /** A metadata value as one line of text (lists joined, objects as `key: value` pairs). */
@@ -116,8 +125,13 @@ export function citation(
   created: string,
   metadata: { [section: string]: unknown } | null
 ): string {
-  const study = (metadata?.study ?? {}) as { authors?: Array<{ name?: string }> };
-  const authors = (study.authors ?? []).map(a => a.name).filter(Boolean).join(', ');
+  const study = (metadata?.study ?? {}) as {
+    authors?: Array<{ name?: string }>;
+  };
+  const authors = (study.authors ?? [])
+    .map(a => a.name)
+    .filter(Boolean)
+    .join(', ');
   const year = created.slice(0, 4);
   const head = authors ? `${authors} (${year}). ` : `(${year}). `;
   return `${head}${title}. nanorepo ${reference(accession, version)}.`;
@@ -164,7 +178,10 @@ export class SearchModel {
   }
 
   get hasNext(): boolean {
-    return this._cursors[this.page + 1] !== undefined && this._cursors[this.page + 1] !== null;
+    return (
+      this._cursors[this.page + 1] !== undefined &&
+      this._cursors[this.page + 1] !== null
+    );
   }
 
   get hasPrevious(): boolean {
@@ -246,7 +263,11 @@ export class SearchModel {
     this.loading = true;
     this._changed.emit();
     try {
-      const page = await this._client.search(this.query, this._cursors[index], this.pageSize);
+      const page = await this._client.search(
+        this.query,
+        this._cursors[index],
+        this.pageSize
+      );
       if (seq !== this._seq) {
         return;
       }
@@ -273,7 +294,12 @@ export class SearchModel {
  * sparse array, so 100,000 rows cost only the pages actually looked at.
  */
 export class ImageTableModel {
-  constructor(client: RepositoryClient, accession: string, version: number, pageSize = 200) {
+  constructor(
+    client: RepositoryClient,
+    accession: string,
+    version: number,
+    pageSize = 200
+  ) {
     this._client = client;
     this.accession = accession;
     this.version = version;
@@ -416,10 +442,21 @@ export async function savePostEdit(
   reason = ''
 ): Promise<EditOutcome> {
   try {
-    const { data } = await client.editPost(accession, threadId, post.id, body, post.etag, reason);
+    const { data } = await client.editPost(
+      accession,
+      threadId,
+      post.id,
+      body,
+      post.etag,
+      reason
+    );
     return { kind: 'saved', post: data };
   } catch (error) {
-    if (error instanceof RequestError && error.status === 412 && error.current) {
+    if (
+      error instanceof RequestError &&
+      error.status === 412 &&
+      error.current
+    ) {
       return {
         kind: 'conflict',
         current: error.current as IPost,

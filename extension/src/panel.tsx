@@ -1,7 +1,12 @@
 /**
  * The Repository panel (left sidebar): a search box, facets and one page of results.
  */
-import { Button, InputGroup, ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import {
+  Button,
+  InputGroup,
+  ReactWidget,
+  UseSignal
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { IDatasetSummary, RepositoryClient } from './api';
@@ -23,7 +28,9 @@ function EmbargoBadge(props: { item: IDatasetSummary }): JSX.Element | null {
   if (props.item.access !== 'embargoed') {
     return null;
   }
-  const until = props.item.embargo_until ? ` until ${props.item.embargo_until}` : '';
+  const until = props.item.embargo_until
+    ? ` until ${props.item.embargo_until}`
+    : '';
   return (
     <span className="nr-Badge nr-Badge-embargo" title={`Under embargo${until}`}>
       Embargoed{until}
@@ -55,7 +62,11 @@ function ResultItem(props: {
     >
       <div className="nr-Result-thumb">
         {item.thumbnail ? (
-          <img src={client.url(`${item.thumbnail}?size=64`)} alt="" loading="lazy" />
+          <img
+            src={client.url(`${item.thumbnail}?size=64`)}
+            alt=""
+            loading="lazy"
+          />
         ) : (
           <repositoryIcon.react tag="span" />
         )}
@@ -75,7 +86,9 @@ function ResultItem(props: {
 function Facets(props: { model: SearchModel }): JSX.Element {
   const { model } = props;
   const toggle = (field: string, value: string) => {
-    model.toggleFacet(field, value).catch(error => notifyError('Search', error));
+    model
+      .toggleFacet(field, value)
+      .catch(error => notifyError('Search', error));
   };
   return (
     <div className="nr-Facets" aria-label="Facets">
@@ -98,7 +111,9 @@ function Facets(props: { model: SearchModel }): JSX.Element {
                 onClick={() => toggle(field, v.value)}
               >
                 <span className="nr-FacetValue-label">
-                  {field === 'access' && v.value === 'embargoed' ? 'embargoed (granted)' : v.display}
+                  {field === 'access' && v.value === 'embargoed'
+                    ? 'embargoed (granted)'
+                    : v.display}
                 </span>
                 <span className="nr-FacetValue-count">{v.count}</span>
               </button>
@@ -167,9 +182,18 @@ function SearchView(props: {
             ? 'No datasets match'
             : `${first}–${last} of ${model.total.toLocaleString()} datasets`}
       </div>
-      <ul className="nr-Results" aria-label="Datasets" aria-busy={model.loading}>
+      <ul
+        className="nr-Results"
+        aria-label="Datasets"
+        aria-busy={model.loading}
+      >
         {model.results.map(item => (
-          <ResultItem key={item.accession} item={item} client={client} open={open} />
+          <ResultItem
+            key={item.accession}
+            item={item}
+            client={client}
+            open={open}
+          />
         ))}
       </ul>
       <div className="nr-Pager">
@@ -225,7 +249,11 @@ export class RepositoryPanel extends ReactWidget {
     return (
       <UseSignal signal={this.model.changed}>
         {() => (
-          <SearchView model={this.model} client={this._options.client} open={this._options.open} />
+          <SearchView
+            model={this.model}
+            client={this._options.client}
+            open={this._options.open}
+          />
         )}
       </UseSignal>
     );

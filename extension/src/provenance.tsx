@@ -53,26 +53,41 @@ const STATUSES: RunStatus[] = ['succeeded', 'failed', 'interrupted', 'running'];
 
 function Digest(props: { sha256: string; label?: string }): JSX.Element {
   return (
-    <code className="nr-Sha" title={`${props.label ?? 'sha256'} ${props.sha256}`}>
+    <code
+      className="nr-Sha"
+      title={`${props.label ?? 'sha256'} ${props.sha256}`}
+    >
       {props.sha256.slice(0, 12)}…
     </code>
   );
 }
 
 function StatusBadge(props: { status: string }): JSX.Element {
-  return <span className={`nr-Badge nr-RunStatus nr-RunStatus-${props.status}`}>{props.status}</span>;
+  return (
+    <span className={`nr-Badge nr-RunStatus nr-RunStatus-${props.status}`}>
+      {props.status}
+    </span>
+  );
 }
 
-function Inputs(props: { run: IRun; actions: IProvenanceActions }): JSX.Element {
+function Inputs(props: {
+  run: IRun;
+  actions: IProvenanceActions;
+}): JSX.Element {
   const { run, actions } = props;
   const datasets = inputDatasets(run);
   if (!datasets.length) {
-    return <p className="nr-Meta">No dataset was opened through nanorepo.open.</p>;
+    return (
+      <p className="nr-Meta">No dataset was opened through nanorepo.open.</p>
+    );
   }
   return (
     <ul className="nr-RunInputs" aria-label="Inputs">
       {datasets.map(d => {
-        const version = run.inputs.find(i => i.kind === 'dataset' && reference(i.accession, i.version) === d.ref);
+        const version = run.inputs.find(
+          i =>
+            i.kind === 'dataset' && reference(i.accession, i.version) === d.ref
+        );
         const parts = inputParts(run, d.accession, d.version);
         return (
           <li key={d.ref} data-input={d.ref}>
@@ -87,7 +102,11 @@ function Inputs(props: { run: IRun; actions: IProvenanceActions }): JSX.Element 
             {version ? (
               <span className="nr-Meta">
                 {' '}
-                manifest <Digest sha256={version.sha256} label="version manifest sha256" />
+                manifest{' '}
+                <Digest
+                  sha256={version.sha256}
+                  label="version manifest sha256"
+                />
               </span>
             ) : null}
             {parts.length ? (
@@ -97,7 +116,9 @@ function Inputs(props: { run: IRun; actions: IProvenanceActions }): JSX.Element 
                 {parts.map((p, n) => (
                   <React.Fragment key={`${p.kind}:${p.name}`}>
                     {n ? ', ' : ''}
-                    <span title={`${p.kind} ${p.ref} sha256 ${p.sha256}`}>{p.name}</span>
+                    <span title={`${p.kind} ${p.ref} sha256 ${p.sha256}`}>
+                      {p.name}
+                    </span>
                   </React.Fragment>
                 ))}
               </span>
@@ -117,11 +138,16 @@ function Outputs(props: { run: IRun; client: RepositoryClient }): JSX.Element {
   const row = (o: IRunOutput) => (
     <tr key={o.name} data-output={o.name}>
       <td>
-        <a href={client.url(runOutputPath(run.id, o.name))} download={o.name.split('/').pop()}>
+        <a
+          href={client.url(runOutputPath(run.id, o.name))}
+          download={o.name.split('/').pop()}
+        >
           {o.name}
         </a>
       </td>
-      <td>{o.role === 'executed-notebook' ? 'executed notebook' : o.media_type}</td>
+      <td>
+        {o.role === 'executed-notebook' ? 'executed notebook' : o.media_type}
+      </td>
       <td className="nr-Num">{formatBytes(o.size)}</td>
       <td>
         <Digest sha256={o.sha256} />
@@ -143,7 +169,10 @@ function Outputs(props: { run: IRun; client: RepositoryClient }): JSX.Element {
   );
 }
 
-function KeyValues(props: { label: string; values: { [key: string]: unknown } }): JSX.Element | null {
+function KeyValues(props: {
+  label: string;
+  values: { [key: string]: unknown };
+}): JSX.Element | null {
   const entries = Object.entries(props.values);
   if (!entries.length) {
     return null;
@@ -174,7 +203,11 @@ export function RunDetails(props: {
   const env = run.environment;
   return (
     <div className="nr-RunDetails">
-      <div className="nr-Actions" role="toolbar" aria-label={`Actions of run ${shortId(run.id)}`}>
+      <div
+        className="nr-Actions"
+        role="toolbar"
+        aria-label={`Actions of run ${shortId(run.id)}`}
+      >
         {executed ? (
           <Button small onClick={() => actions.openRunNotebook(run, true)}>
             Open executed notebook
@@ -190,7 +223,11 @@ export function RunDetails(props: {
         >
           Download RO-Crate
         </a>
-        <a className="nr-ButtonLink" href={client.url(runNotebookPath(run.id))} download={run.notebook.name}>
+        <a
+          className="nr-ButtonLink"
+          href={client.url(runNotebookPath(run.id))}
+          download={run.notebook.name}
+        >
           Download notebook
         </a>
         <Button small onClick={() => actions.copyCommand(rerunCommand(run.id))}>
@@ -202,7 +239,9 @@ export function RunDetails(props: {
           <strong>
             {run.error.ename}: {run.error.evalue}
           </strong>
-          {run.error.cell !== null ? <span className="nr-Meta"> (in cell {run.error.cell})</span> : null}
+          {run.error.cell !== null ? (
+            <span className="nr-Meta"> (in cell {run.error.cell})</span>
+          ) : null}
           {run.error.traceback.length ? (
             <details>
               <summary>Traceback</summary>
@@ -226,14 +265,16 @@ export function RunDetails(props: {
         </dd>
         <dt>notebook</dt>
         <dd>
-          {run.notebook.name} · {formatBytes(run.notebook.size)} · <Digest sha256={run.notebook.sha256} />
+          {run.notebook.name} · {formatBytes(run.notebook.size)} ·{' '}
+          <Digest sha256={run.notebook.sha256} />
         </dd>
         {env ? (
           <>
             <dt>environment</dt>
             <dd>
               {env.implementation} {env.python}
-              {env.image ? ` · image ${env.image}` : ''} · {Object.keys(env.packages).length} packages{' '}
+              {env.image ? ` · image ${env.image}` : ''} ·{' '}
+              {Object.keys(env.packages).length} packages{' '}
               <Digest sha256={env.sha256} label="environment sha256" />
             </dd>
           </>
@@ -278,7 +319,11 @@ export function RunDetails(props: {
           <ul className="nr-RunDerived">
             {run.derived.map(acc => (
               <li key={acc}>
-                <button type="button" className="nr-Link nr-Ref" onClick={() => actions.openDataset(acc)}>
+                <button
+                  type="button"
+                  className="nr-Link nr-Ref"
+                  onClick={() => actions.openDataset(acc)}
+                >
                   {acc}
                 </button>
               </li>
@@ -304,11 +349,17 @@ function RunCard(props: {
     .join(', ');
   return (
     <li className="nr-Run" data-run={run.id} data-status={run.status}>
-      <button type="button" className="nr-RunHead" aria-expanded={open} onClick={() => setOpen(!open)}>
+      <button
+        type="button"
+        className="nr-RunHead"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+      >
         <StatusBadge status={run.status} />
         <span className="nr-RunNotebook">{run.notebook.name}</span>
         <span className="nr-Meta">
-          {formatTime(run.started)} · {run.agent} · {inputs || 'no inputs'} · {run.outputs.length} output
+          {formatTime(run.started)} · {run.agent} · {inputs || 'no inputs'} ·{' '}
+          {run.outputs.length} output
           {run.outputs.length === 1 ? '' : 's'}
         </span>
         <code className="nr-Meta">{shortId(run.id)}</code>
@@ -318,7 +369,9 @@ function RunCard(props: {
           {run.error.ename}: {run.error.evalue.split('\n')[0]}
         </div>
       ) : null}
-      {open ? <RunDetails run={run} client={props.client} actions={props.actions} /> : null}
+      {open ? (
+        <RunDetails run={run} client={props.client} actions={props.actions} />
+      ) : null}
     </li>
   );
 }
@@ -332,7 +385,11 @@ function LineageItems(props: {
   return (
     <ul className="nr-LineageList">
       {props.items.map(item => (
-        <LineageLine key={`${item.relation}:${item.node.id}`} {...props} item={item} />
+        <LineageLine
+          key={`${item.relation}:${item.node.id}`}
+          {...props}
+          item={item}
+        />
       ))}
     </ul>
   );
@@ -362,10 +419,15 @@ function LineageLine(props: {
   };
   let label: JSX.Element;
   if (dataset) {
-    const title = typeof node.attrs.title === 'string' ? ` ${node.attrs.title}` : '';
+    const title =
+      typeof node.attrs.title === 'string' ? ` ${node.attrs.title}` : '';
     label = (
       <>
-        <button type="button" className="nr-Link nr-Ref" onClick={() => actions.openDataset(dataset.accession)}>
+        <button
+          type="button"
+          className="nr-Link nr-Ref"
+          onClick={() => actions.openDataset(dataset.accession)}
+        >
           {node.id}
         </button>
         <span className="nr-Meta">{title}</span>
@@ -375,18 +437,27 @@ function LineageLine(props: {
     const status = String(node.attrs.status ?? '');
     label = (
       <>
-        <button type="button" className="nr-Link" aria-expanded={run !== null} onClick={() => void toggleRun()}>
+        <button
+          type="button"
+          className="nr-Link"
+          aria-expanded={run !== null}
+          onClick={() => void toggleRun()}
+        >
           run {shortId(runId)}
         </button>{' '}
         <StatusBadge status={status} />{' '}
         <span className="nr-Meta">
-          {String(node.attrs.notebook ?? '')} · {String(node.attrs.agent ?? '')} ·{' '}
-          {formatTime(typeof node.attrs.started === 'string' ? node.attrs.started : null)}
+          {String(node.attrs.notebook ?? '')} · {String(node.attrs.agent ?? '')}{' '}
+          ·{' '}
+          {formatTime(
+            typeof node.attrs.started === 'string' ? node.attrs.started : null
+          )}
         </span>
       </>
     );
   } else if (node.kind === 'output') {
-    const size = typeof node.attrs.size === 'number' ? formatBytes(node.attrs.size) : '';
+    const size =
+      typeof node.attrs.size === 'number' ? formatBytes(node.attrs.size) : '';
     const sha = typeof node.attrs.sha256 === 'string' ? node.attrs.sha256 : '';
     label = (
       <>
@@ -401,16 +472,30 @@ function LineageLine(props: {
   }
   return (
     <li className="nr-LineageItem" data-node={node.id} data-kind={node.kind}>
-      <span className="nr-LineageRelation">{item.relation}</span> <span className={`nr-LineageKind nr-LineageKind-${node.kind}`}>{node.kind}</span>{' '}
+      <span className="nr-LineageRelation">{item.relation}</span>{' '}
+      <span className={`nr-LineageKind nr-LineageKind-${node.kind}`}>
+        {node.kind}
+      </span>{' '}
       {label}
       {item.repeated ? <span className="nr-Meta"> (shown above)</span> : null}
       {run ? <RunDetails run={run} client={client} actions={actions} /> : null}
-      {item.children.length ? <LineageItems items={item.children} model={model} client={client} actions={actions} /> : null}
+      {item.children.length ? (
+        <LineageItems
+          items={item.children}
+          model={model}
+          client={client}
+          actions={actions}
+        />
+      ) : null}
     </li>
   );
 }
 
-function Lineage(props: { model: ProvenanceModel; client: RepositoryClient; actions: IProvenanceActions }): JSX.Element {
+function Lineage(props: {
+  model: ProvenanceModel;
+  client: RepositoryClient;
+  actions: IProvenanceActions;
+}): JSX.Element {
   const { model, client, actions } = props;
   const tree = model.tree;
   if (!tree) {
@@ -419,11 +504,17 @@ function Lineage(props: { model: ProvenanceModel; client: RepositoryClient; acti
   const links = (
     <span className="nr-Meta">
       Export:{' '}
-      <a href={client.url(lineageExportPath(model.accession, 'prov-json'))} download={`${model.accession}-lineage.prov.json`}>
+      <a
+        href={client.url(lineageExportPath(model.accession, 'prov-json'))}
+        download={`${model.accession}-lineage.prov.json`}
+      >
         PROV-JSON
       </a>{' '}
       ·{' '}
-      <a href={client.url(lineageExportPath(model.accession, 'provn'))} download={`${model.accession}-lineage.provn`}>
+      <a
+        href={client.url(lineageExportPath(model.accession, 'provn'))}
+        download={`${model.accession}-lineage.provn`}
+      >
         PROV-N
       </a>
     </span>
@@ -431,7 +522,8 @@ function Lineage(props: { model: ProvenanceModel; client: RepositoryClient; acti
   if (tree.runs === 0) {
     return (
       <div className="nr-Lineage nr-Empty" data-empty="true">
-        Nothing was derived from this dataset, nor it from a run, as far as you may see. {links}
+        Nothing was derived from this dataset, nor it from a run, as far as you
+        may see. {links}
       </div>
     );
   }
@@ -441,22 +533,38 @@ function Lineage(props: { model: ProvenanceModel; client: RepositoryClient; acti
         {tree.runs} run{tree.runs === 1 ? '' : 's'} connected. {links}
       </p>
       {tree.roots.map(root => (
-        <div key={root.node.id} className="nr-LineageRoot" data-node={root.node.id}>
+        <div
+          key={root.node.id}
+          className="nr-LineageRoot"
+          data-node={root.node.id}
+        >
           <div className="nr-LineageFocus">
             <span className="nr-Ref">{root.node.id}</span>
           </div>
           <div className="nr-LineageBranch" data-branch="upstream">
             <div className="nr-LineageBranchTitle">what it came from</div>
             {root.upstream.length ? (
-              <LineageItems items={root.upstream} model={model} client={client} actions={actions} />
+              <LineageItems
+                items={root.upstream}
+                model={model}
+                client={client}
+                actions={actions}
+              />
             ) : (
-              <div className="nr-Meta">deposited, not derived from a recorded run</div>
+              <div className="nr-Meta">
+                deposited, not derived from a recorded run
+              </div>
             )}
           </div>
           <div className="nr-LineageBranch" data-branch="downstream">
             <div className="nr-LineageBranchTitle">what came from it</div>
             {root.downstream.length ? (
-              <LineageItems items={root.downstream} model={model} client={client} actions={actions} />
+              <LineageItems
+                items={root.downstream}
+                model={model}
+                client={client}
+                actions={actions}
+              />
             ) : (
               <div className="nr-Meta">no recorded run read this version</div>
             )}
@@ -467,20 +575,28 @@ function Lineage(props: { model: ProvenanceModel; client: RepositoryClient; acti
   );
 }
 
-function EmptyRuns(props: { accession: string; version: number | null; filtered: boolean }): JSX.Element {
+function EmptyRuns(props: {
+  accession: string;
+  version: number | null;
+  filtered: boolean;
+}): JSX.Element {
   const command = runCommand(props.accession, props.version);
   return (
     <div className="nr-Empty nr-RunsEmpty" data-empty="true">
       <p>
-        {props.filtered ? 'No run matches these filters.' : 'No recorded run has read this dataset yet.'}
+        {props.filtered
+          ? 'No run matches these filters.'
+          : 'No recorded run has read this dataset yet.'}
       </p>
       <p>
-        Run an analysis next to the data, from a terminal of this server; its inputs, parameters,
-        environment and outputs are recorded and appear here:
+        Run an analysis next to the data, from a terminal of this server; its
+        inputs, parameters, environment and outputs are recorded and appear
+        here:
       </p>
       <pre className="nr-Command">{command}</pre>
       <p className="nr-Meta">
-        Templates are in <code>~/nanorepo-notebooks/analyses/</code> (their parameters cell names what <code>-p</code> sets).
+        Templates are in <code>~/nanorepo-notebooks/analyses/</code> (their
+        parameters cell names what <code>-p</code> sets).
       </p>
     </div>
   );
@@ -494,7 +610,10 @@ export function Provenance(props: {
   actions: IProvenanceActions;
 }): JSX.Element {
   const { client, accession, actions } = props;
-  const model = React.useMemo(() => new ProvenanceModel(client, accession), [client, accession]);
+  const model = React.useMemo(
+    () => new ProvenanceModel(client, accession),
+    [client, accession]
+  );
   React.useEffect(() => {
     model.load().catch(error => notifyError('Provenance', error));
   }, [model]);
@@ -509,21 +628,36 @@ export function Provenance(props: {
             {producers.length ? (
               <section className="nr-ProvSection" aria-label="Produced by">
                 <h3>Produced by</h3>
-                <p className="nr-Meta">This dataset was deposited from outputs of:</p>
+                <p className="nr-Meta">
+                  This dataset was deposited from outputs of:
+                </p>
                 <ul className="nr-Runs" data-list="producers">
                   {producers.map(r => (
-                    <RunCard key={r.id} run={r} client={client} actions={actions} initiallyOpen />
+                    <RunCard
+                      key={r.id}
+                      run={r}
+                      client={client}
+                      actions={actions}
+                      initiallyOpen
+                    />
                   ))}
                 </ul>
               </section>
             ) : null}
-            <section className="nr-ProvSection" aria-label="Runs that read this dataset">
+            <section
+              className="nr-ProvSection"
+              aria-label="Runs that read this dataset"
+            >
               <h3>Runs that read this dataset</h3>
               <div className="nr-RunFilters">
                 <HTMLSelect
                   aria-label="Runs of version"
                   value={model.version ?? 0}
-                  onChange={e => model.setFilter({ version: Number(e.target.value) || null }).catch(fail)}
+                  onChange={e =>
+                    model
+                      .setFilter({ version: Number(e.target.value) || null })
+                      .catch(fail)
+                  }
                   options={[
                     { label: 'any version', value: 0 },
                     ...props.versions.map(v => ({ label: `v${v}`, value: v }))
@@ -532,8 +666,17 @@ export function Provenance(props: {
                 <HTMLSelect
                   aria-label="Run status"
                   value={model.status ?? ''}
-                  onChange={e => model.setFilter({ status: (e.target.value || null) as RunStatus | null }).catch(fail)}
-                  options={[{ label: 'any status', value: '' }, ...STATUSES.map(s => ({ label: s, value: s }))]}
+                  onChange={e =>
+                    model
+                      .setFilter({
+                        status: (e.target.value || null) as RunStatus | null
+                      })
+                      .catch(fail)
+                  }
+                  options={[
+                    { label: 'any status', value: '' },
+                    ...STATUSES.map(s => ({ label: s, value: s }))
+                  ]}
                 />
                 <Button small minimal onClick={() => model.load().catch(fail)}>
                   Refresh
@@ -542,7 +685,12 @@ export function Provenance(props: {
               {model.runs.length ? (
                 <ul className="nr-Runs" data-list="readers">
                   {model.runs.map(r => (
-                    <RunCard key={r.id} run={r} client={client} actions={actions} />
+                    <RunCard
+                      key={r.id}
+                      run={r}
+                      client={client}
+                      actions={actions}
+                    />
                   ))}
                 </ul>
               ) : model.loading ? (
@@ -550,12 +698,19 @@ export function Provenance(props: {
               ) : (
                 <EmptyRuns
                   accession={accession}
-                  version={model.version ?? (props.versions.length ? Math.max(...props.versions) : null)}
+                  version={
+                    model.version ??
+                    (props.versions.length ? Math.max(...props.versions) : null)
+                  }
                   filtered={filtered}
                 />
               )}
               {model.hasMore ? (
-                <Button small onClick={() => model.more().catch(fail)} disabled={model.loading}>
+                <Button
+                  small
+                  onClick={() => model.more().catch(fail)}
+                  disabled={model.loading}
+                >
                   More runs
                 </Button>
               ) : null}

@@ -134,7 +134,12 @@ export async function requestAPIWithMeta<T>(
       typeof body === 'string' && body.length > 0 && body.length < 300
         ? body
         : response.statusText || 'request failed';
-    throw new RequestError(response.status, `${response.status}: ${reason}`, null, etag);
+    throw new RequestError(
+      response.status,
+      `${response.status}: ${reason}`,
+      null,
+      etag
+    );
   }
   return { data: body as T, status: response.status, etag };
 }
@@ -151,8 +156,14 @@ export async function requestAPI<T>(
 }
 
 /** fetch options for a JSON body, with `If-Match` when an ETag is given. */
-export function jsonInit(method: string, body: unknown, ifMatch?: string | null): RequestInit {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+export function jsonInit(
+  method: string,
+  body: unknown,
+  ifMatch?: string | null
+): RequestInit {
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json'
+  };
   if (ifMatch) {
     headers['If-Match'] = ifMatch;
   }

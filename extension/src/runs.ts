@@ -47,7 +47,10 @@ export function formatTime(iso: string | null): string {
 }
 
 /** How long a run took (`850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`), or `null`. */
-export function formatDuration(started: string, ended: string | null): string | null {
+export function formatDuration(
+  started: string,
+  ended: string | null
+): string | null {
   if (!ended) {
     return null;
   }
@@ -78,8 +81,13 @@ export function formatParameter(value: unknown): string {
 }
 
 /** The dataset versions a run read, once each, as `ACC@vN`, in the order first read. */
-export function inputDatasets(run: IRun): Array<{ accession: string; version: number; ref: string }> {
-  const seen = new Map<string, { accession: string; version: number; ref: string }>();
+export function inputDatasets(
+  run: IRun
+): Array<{ accession: string; version: number; ref: string }> {
+  const seen = new Map<
+    string,
+    { accession: string; version: number; ref: string }
+  >();
   for (const i of run.inputs) {
     const ref = reference(i.accession, i.version);
     if (!seen.has(ref)) {
@@ -90,8 +98,15 @@ export function inputDatasets(run: IRun): Array<{ accession: string; version: nu
 }
 
 /** The images and files a run read inside one dataset version. */
-export function inputParts(run: IRun, accession: string, version: number): IRunInput[] {
-  return run.inputs.filter(i => i.accession === accession && i.version === version && i.kind !== 'dataset');
+export function inputParts(
+  run: IRun,
+  accession: string,
+  version: number
+): IRunInput[] {
+  return run.inputs.filter(
+    i =>
+      i.accession === accession && i.version === version && i.kind !== 'dataset'
+  );
 }
 
 /** The run's executed notebook (papermill's output), if it kept one. */
@@ -105,12 +120,23 @@ export function executedNotebook(run: IRun): IRunOutput | null {
  * `-2`, `-3`, … appended by the caller when the name is taken (a copy the user edited
  * is never overwritten).
  */
-export function localNotebookPath(run: IRun, executed: boolean, attempt = 1): string {
-  const base = (executed ? executedNotebook(run)?.name ?? run.notebook.name : run.notebook.name)
+export function localNotebookPath(
+  run: IRun,
+  executed: boolean,
+  attempt = 1
+): string {
+  const base = (
+    executed
+      ? (executedNotebook(run)?.name ?? run.notebook.name)
+      : run.notebook.name
+  )
     .split('/')
     .pop() as string;
-  const stem = base.replace(/\.ipynb$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_') || 'notebook';
-  const suffix = (executed ? '-executed' : '') + (attempt > 1 ? `-${attempt}` : '');
+  const stem =
+    base.replace(/\.ipynb$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_') ||
+    'notebook';
+  const suffix =
+    (executed ? '-executed' : '') + (attempt > 1 ? `-${attempt}` : '');
   return `${LOCAL_RUNS_DIR}/${shortId(run.id)}-${stem}${suffix}.ipynb`;
 }
 
@@ -125,13 +151,26 @@ export const LOCAL_RUNS_DIR = 'nanorepo-runs';
  * until the user trusts it.
  */
 export function untrusted(notebook: INotebookContent): INotebookContent {
-  if (!notebook || typeof notebook !== 'object' || !Array.isArray(notebook.cells)) {
-    throw new Error('the service sent something that is not a notebook (no list of cells)');
+  if (
+    !notebook ||
+    typeof notebook !== 'object' ||
+    !Array.isArray(notebook.cells)
+  ) {
+    throw new Error(
+      'the service sent something that is not a notebook (no list of cells)'
+    );
   }
   const cells = notebook.cells.map(cell => {
     const metadata = cell.metadata;
-    if (metadata && typeof metadata === 'object' && !Array.isArray(metadata) && 'trusted' in metadata) {
-      const { trusted: _dropped, ...rest } = metadata as { [key: string]: unknown };
+    if (
+      metadata &&
+      typeof metadata === 'object' &&
+      !Array.isArray(metadata) &&
+      'trusted' in metadata
+    ) {
+      const { trusted: _dropped, ...rest } = metadata as {
+        [key: string]: unknown;
+      };
       void _dropped;
       return { ...cell, metadata: rest };
     }
@@ -156,7 +195,11 @@ export interface ILineageItem {
 
 /** A dataset's lineage for people: per version in the graph, upstream and downstream. */
 export interface ILineageTree {
-  roots: Array<{ node: ILineageNode; upstream: ILineageItem[]; downstream: ILineageItem[] }>;
+  roots: Array<{
+    node: ILineageNode;
+    upstream: ILineageItem[];
+    downstream: ILineageItem[];
+  }>;
   /** number of runs in the graph (the service stops at 500) */
   runs: number;
 }
@@ -183,7 +226,10 @@ const DATASET_NODE = /^(.+)@v(\d+)$/;
  * twice is expanded once, where it is nearest the root, and marked `repeated` elsewhere,
  * so a diamond never loops.
  */
-export function lineageTree(lineage: ILineage, accession: string): ILineageTree {
+export function lineageTree(
+  lineage: ILineage,
+  accession: string
+): ILineageTree {
   const nodes = new Map(lineage.nodes.map(n => [n.id, n]));
   const out = new Map<string, ILineageEdge[]>();
   const into = new Map<string, ILineageEdge[]>();
@@ -195,11 +241,21 @@ export function lineageTree(lineage: ILineage, accession: string): ILineageTree 
     into.set(e.target, [...(into.get(e.target) ?? []), e]);
   }
   const versions = lineage.nodes
-    .filter(n => n.kind === 'dataset' && DATASET_NODE.exec(n.id)?.[1] === accession)
-    .sort((a, b) => Number(DATASET_NODE.exec(a.id)?.[2]) - Number(DATASET_NODE.exec(b.id)?.[2]));
+    .filter(
+      n => n.kind === 'dataset' && DATASET_NODE.exec(n.id)?.[1] === accession
+    )
+    .sort(
+      (a, b) =>
+        Number(DATASET_NODE.exec(a.id)?.[2]) -
+        Number(DATASET_NODE.exec(b.id)?.[2])
+    );
   const focus = nodes.get(lineage.focus);
   const starts = versions.length ? versions : focus ? [focus] : [];
-  const grow = (start: string, upstream: boolean, seen: Set<string>): ILineageItem[] => {
+  const grow = (
+    start: string,
+    upstream: boolean,
+    seen: Set<string>
+  ): ILineageItem[] => {
     const edges = (upstream ? out : into).get(start) ?? [];
     const names = upstream ? UP : DOWN;
     // a node is expanded where it is nearest the root: claim this level's nodes first
@@ -233,11 +289,15 @@ export function lineageTree(lineage: ILineage, accession: string): ILineageTree 
 
 /** The run id of a lineage run node (`run:<id>`), else `null`. */
 export function runIdOf(node: ILineageNode): string | null {
-  return node.kind === 'run' && node.id.startsWith('run:') ? node.id.slice(4) : null;
+  return node.kind === 'run' && node.id.startsWith('run:')
+    ? node.id.slice(4)
+    : null;
 }
 
 /** The accession and version of a lineage dataset node (`S-NANO1@v2`), else `null`. */
-export function datasetOf(node: ILineageNode): { accession: string; version: number } | null {
+export function datasetOf(
+  node: ILineageNode
+): { accession: string; version: number } | null {
   const m = node.kind === 'dataset' ? DATASET_NODE.exec(node.id) : null;
   return m ? { accession: m[1], version: Number(m[2]) } : null;
 }
@@ -283,7 +343,9 @@ export class ProvenanceModel {
    * (`nanorepo deposit --derived-from RUN`).
    */
   get producers(): IRun[] {
-    return (this.lineage?.runs ?? []).filter(r => r.derived.includes(this.accession));
+    return (this.lineage?.runs ?? []).filter(r =>
+      r.derived.includes(this.accession)
+    );
   }
 
   /** Load the first page of runs and the lineage, at the same time. */
@@ -292,7 +354,10 @@ export class ProvenanceModel {
   }
 
   /** Choose the version and status filters and load the first page again. */
-  setFilter(change: { version?: number | null; status?: RunStatus | null }): Promise<void> {
+  setFilter(change: {
+    version?: number | null;
+    status?: RunStatus | null;
+  }): Promise<void> {
     if (change.version !== undefined) {
       this.version = change.version;
     }
@@ -326,16 +391,27 @@ export class ProvenanceModel {
 
   /** A run's record: from what is loaded, or asked of the service. */
   async run(id: string): Promise<IRun> {
-    const known = [...this.runs, ...(this.lineage?.runs ?? [])].find(r => r.id === id);
+    const known = [...this.runs, ...(this.lineage?.runs ?? [])].find(
+      r => r.id === id
+    );
     return known ?? this._client.run(id);
   }
 
-  private async _page(generation: number, cursor: string | null): Promise<void> {
+  private async _page(
+    generation: number,
+    cursor: string | null
+  ): Promise<void> {
     this.loading = true;
     this._changed.emit();
-    const dataset = this.version ? reference(this.accession, this.version) : this.accession;
+    const dataset = this.version
+      ? reference(this.accession, this.version)
+      : this.accession;
     try {
-      const page = await this._client.runs({ dataset, status: this.status }, cursor, this.pageSize);
+      const page = await this._client.runs(
+        { dataset, status: this.status },
+        cursor,
+        this.pageSize
+      );
       if (generation !== this._generation) {
         return;
       }

@@ -11,7 +11,14 @@ import { Sanitizer } from '@jupyterlab/apputils';
 import { Button, HTMLSelect, InputGroup } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IPost, IPostRevision, IThread, IThreadPage, RepositoryClient, ThreadStatus } from './api';
+import {
+  IPost,
+  IPostRevision,
+  IThread,
+  IThreadPage,
+  RepositoryClient,
+  ThreadStatus
+} from './api';
 import { notifyError } from './actions';
 import { savePostEdit } from './models';
 import { RequestError } from './request';
@@ -62,7 +69,12 @@ function NewThread(props: {
     event.preventDefault();
     setBusy(true);
     try {
-      const { data } = await props.client.createThread(props.accession, title, body, image || null);
+      const { data } = await props.client.createThread(
+        props.accession,
+        title,
+        body,
+        image || null
+      );
       props.onCreated(data);
     } catch (error) {
       notifyError('New thread', error);
@@ -70,21 +82,45 @@ function NewThread(props: {
       setBusy(false);
     }
   };
-  const names = props.initialImage && !props.images.includes(props.initialImage) ? [props.initialImage, ...props.images] : props.images;
-  const options = [{ label: 'the whole dataset', value: '' }, ...names.map(n => ({ label: `image ${n}`, value: n }))];
+  const names =
+    props.initialImage && !props.images.includes(props.initialImage)
+      ? [props.initialImage, ...props.images]
+      : props.images;
+  const options = [
+    { label: 'the whole dataset', value: '' },
+    ...names.map(n => ({ label: `image ${n}`, value: n }))
+  ];
   return (
     <form className="nr-NewThread" onSubmit={submit} aria-label="New thread">
       <label>
         Title
-        <InputGroup value={title} onChange={e => setTitle(e.target.value)} aria-label="Thread title" required maxLength={300} />
+        <InputGroup
+          value={title}
+          onChange={e => setTitle(e.target.value)}
+          aria-label="Thread title"
+          required
+          maxLength={300}
+        />
       </label>
       <label>
         About
-        <HTMLSelect value={image} onChange={e => setImage(e.target.value)} options={options} aria-label="Thread anchor" />
+        <HTMLSelect
+          value={image}
+          onChange={e => setImage(e.target.value)}
+          options={options}
+          aria-label="Thread anchor"
+        />
       </label>
       <label>
         Message (Markdown)
-        <textarea className="nr-TextArea" value={body} onChange={e => setBody(e.target.value)} aria-label="Thread message" required rows={4} />
+        <textarea
+          className="nr-TextArea"
+          value={body}
+          onChange={e => setBody(e.target.value)}
+          aria-label="Thread message"
+          required
+          rows={4}
+        />
       </label>
       <div className="nr-FormButtons">
         <Button type="submit" disabled={busy || !title.trim() || !body.trim()}>
@@ -135,7 +171,13 @@ function PostView(props: {
     // after a conflict the user chose to keep their text over the newer one
     const base = conflict ?? post;
     try {
-      const outcome = await savePostEdit(client, accession, threadId, base, editing);
+      const outcome = await savePostEdit(
+        client,
+        accession,
+        threadId,
+        base,
+        editing
+      );
       if (outcome.kind === 'saved') {
         setPost(outcome.post);
         setEditing(null);
@@ -165,7 +207,12 @@ function PostView(props: {
       <div className="nr-Meta">
         <strong>{post.author}</strong> · {when(post.created)}
         {post.edited ? (
-          <button type="button" className="nr-Edited" onClick={showHistory} title="Show the edit history">
+          <button
+            type="button"
+            className="nr-Edited"
+            onClick={showHistory}
+            title="Show the edit history"
+          >
             (edited)
           </button>
         ) : null}
@@ -176,11 +223,17 @@ function PostView(props: {
           {conflict ? (
             <div className="nr-Conflict" role="alert">
               <p>
-                Somebody edited this post meanwhile ({conflict.author === post.author ? 'rev' : 'by'}{' '}
-                {conflict.rev}). Their text now reads:
+                Somebody edited this post meanwhile (
+                {conflict.author === post.author ? 'rev' : 'by'} {conflict.rev}
+                ). Their text now reads:
               </p>
-              <Html html={conflict.html} className="nr-PostBody nr-Conflict-newer" />
-              <p>Your text is kept below: save it over theirs, or discard it.</p>
+              <Html
+                html={conflict.html}
+                className="nr-PostBody nr-Conflict-newer"
+              />
+              <p>
+                Your text is kept below: save it over theirs, or discard it.
+              </p>
             </div>
           ) : null}
           <textarea
@@ -212,7 +265,12 @@ function PostView(props: {
       ) : (
         <div className="nr-PostActions">
           {props.mayEdit ? (
-            <Button small minimal onClick={() => setEditing(post.body)} aria-label={`Edit post ${post.id}`}>
+            <Button
+              small
+              minimal
+              onClick={() => setEditing(post.body)}
+              aria-label={`Edit post ${post.id}`}
+            >
               Edit
             </Button>
           ) : null}
@@ -256,7 +314,12 @@ function ThreadView(props: {
   }
   const setStatus = async (status: ThreadStatus) => {
     try {
-      const r = await client.setThreadStatus(accession, thread.id, status, etag ?? '');
+      const r = await client.setThreadStatus(
+        accession,
+        thread.id,
+        status,
+        etag ?? ''
+      );
       setThread(r.data);
       setEtag(r.etag);
       props.onChanged();
@@ -283,16 +346,30 @@ function ThreadView(props: {
     props.onChanged();
   };
   const moderator = can.includes('moderate');
-  const mayResolve = moderator || can.includes('edit') || thread.created_by === me;
+  const mayResolve =
+    moderator || can.includes('edit') || thread.created_by === me;
   return (
-    <section className="nr-Thread" aria-label={`Thread ${thread.title}`} data-thread={thread.id}>
+    <section
+      className="nr-Thread"
+      aria-label={`Thread ${thread.title}`}
+      data-thread={thread.id}
+    >
       <div className="nr-ThreadHead">
-        <Button small minimal onClick={props.onBack} aria-label="Back to the threads">
+        <Button
+          small
+          minimal
+          onClick={props.onBack}
+          aria-label="Back to the threads"
+        >
           ‹ Threads
         </Button>
         <h3>{thread.title}</h3>
-        <span className={`nr-Badge nr-Status-${thread.status}`}>{thread.status}</span>
-        {thread.image ? <span className="nr-Badge">image {thread.image}</span> : null}
+        <span className={`nr-Badge nr-Status-${thread.status}`}>
+          {thread.status}
+        </span>
+        {thread.image ? (
+          <span className="nr-Badge">image {thread.image}</span>
+        ) : null}
         {!mayResolve ? null : thread.status === 'open' ? (
           <Button small onClick={() => void setStatus('resolved')}>
             Resolve
@@ -422,8 +499,15 @@ export function Threads(props: IThreadsProps): JSX.Element {
       <ul className="nr-ThreadList" aria-label="Threads">
         {(page?.items ?? []).map(t => (
           <li key={t.id}>
-            <button type="button" className="nr-ThreadItem" onClick={() => setOpen(t.id)} data-thread={t.id}>
-              <span className={`nr-Badge nr-Status-${t.status}`}>{t.status}</span>
+            <button
+              type="button"
+              className="nr-ThreadItem"
+              onClick={() => setOpen(t.id)}
+              data-thread={t.id}
+            >
+              <span className={`nr-Badge nr-Status-${t.status}`}>
+                {t.status}
+              </span>
               <span className="nr-ThreadItem-title">{t.title}</span>
               <span className="nr-Meta">
                 {t.image ? `image ${t.image} · ` : ''}
@@ -433,7 +517,9 @@ export function Threads(props: IThreadsProps): JSX.Element {
           </li>
         ))}
       </ul>
-      {page && page.items.length === 0 ? <p className="nr-Empty">No threads yet.</p> : null}
+      {page && page.items.length === 0 ? (
+        <p className="nr-Empty">No threads yet.</p>
+      ) : null}
     </div>
   );
 }

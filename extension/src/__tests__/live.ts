@@ -63,6 +63,10 @@ export function live(): ILive {
     url,
     token,
     seed: JSON.parse(seed) as ISeed,
-    settings: ServerConnection.makeSettings({ baseUrl: url, token, appendToken: false })
+    settings: ServerConnection.makeSettings({
+      baseUrl: url,
+      token,
+      appendToken: false
+    })
   };
 }

@@ -21,9 +21,9 @@ import { live } from './live';
 describe('pure helpers', () => {
   it('builds the service query from text and facet choices, quoting where needed', () => {
     expect(buildQuery('  nuclear pore ', {})).toBe('nuclear pore');
-    expect(buildQuery('', { organism: 'homo sapiens', technique: 'sted' })).toBe(
-      'technique:sted organism:"homo sapiens"'
-    );
+    expect(
+      buildQuery('', { organism: 'homo sapiens', technique: 'sted' })
+    ).toBe('technique:sted organism:"homo sapiens"');
     expect(buildQuery('rings', { access: 'embargoed', author: 'ada' })).toBe(
       'rings access:embargoed author:ada'
     );
@@ -46,7 +46,9 @@ describe('pure helpers', () => {
     expect(citation('Pores', 'S-NANO1', 3, '2026-05-01T10:00:00', meta)).toBe(
       'Ada, Bo (2026). Pores. nanorepo S-NANO1@v3.'
     );
-    expect(citation('Pores', 'S-NANO1', 1, '2025-01-01', null)).toBe('(2025). Pores. nanorepo S-NANO1@v1.');
+    expect(citation('Pores', 'S-NANO1', 1, '2025-01-01', null)).toBe(
+      '(2025). Pores. nanorepo S-NANO1@v1.'
+    );
   });
 
   it('formats sizes and metadata values for people', () => {
@@ -74,7 +76,9 @@ describe('models against the service', () => {
     expect(model.total).toBe(5);
     expect(model.results).toHaveLength(2);
     expect(model.hasNext).toBe(true);
-    const access = Object.fromEntries(model.facets.access.map(f => [f.value, f.count]));
+    const access = Object.fromEntries(
+      model.facets.access.map(f => [f.value, f.count])
+    );
     expect(access).toEqual({ public: 3, embargoed: 2 });
 
     await model.nextPage();
@@ -115,10 +119,15 @@ describe('models against the service', () => {
     expect(model.total).toBe(L.seed.image_count);
     expect(model.loaded).toBe(3);
     expect(model.row(3)).toBeUndefined();
-    expect(model.columns).toEqual(expect.arrayContaining(['condition', 'well']));
+    expect(model.columns).toEqual(
+      expect.arrayContaining(['condition', 'well'])
+    );
     await model.ensureLoaded(L.seed.image_count - 1);
     expect(model.loaded).toBe(L.seed.image_count);
-    const names = Array.from({ length: model.loaded }, (_, i) => model.row(i)?.name);
+    const names = Array.from(
+      { length: model.loaded },
+      (_, i) => model.row(i)?.name
+    );
     expect(names).toEqual([...names].sort());
 
     await model.setQuery({ filters: [['condition', 'treated']] });
@@ -128,7 +137,10 @@ describe('models against the service', () => {
 
     await model.setQuery({ filters: [], sort: 'well', order: 'desc' });
     await model.ensureLoaded(100);
-    const wells = Array.from({ length: model.loaded }, (_, i) => model.row(i)?.key_values.well ?? '');
+    const wells = Array.from(
+      { length: model.loaded },
+      (_, i) => model.row(i)?.key_values.well ?? ''
+    );
     expect(wells).toEqual([...wells].sort().reverse());
 
     await model.setQuery({ sort: 'name', order: 'asc', name: 'img0' });
@@ -137,9 +149,21 @@ describe('models against the service', () => {
   });
 
   it('keeps the typed text and shows the newer post when an edit loses a race', async () => {
-    const { data: thread } = await client.createThread(L.seed.images, 'Jest race', 'first text', null);
+    const { data: thread } = await client.createThread(
+      L.seed.images,
+      'Jest race',
+      'first text',
+      null
+    );
     const original = (thread.posts ?? [])[0] as IPost;
-    const saved = await savePostEdit(client, L.seed.images, thread.id, original, 'second text', 'fix');
+    const saved = await savePostEdit(
+      client,
+      L.seed.images,
+      thread.id,
+      original,
+      'second text',
+      'fix'
+    );
     expect(saved.kind).toBe('saved');
     if (saved.kind !== 'saved') {
       return;
@@ -147,7 +171,13 @@ describe('models against the service', () => {
     expect(saved.post.edited).toBe(true);
     expect(saved.post.html).toContain('second text');
     // the same edit started from the original, after somebody else saved: a conflict
-    const raced = await savePostEdit(client, L.seed.images, thread.id, original, 'my own text');
+    const raced = await savePostEdit(
+      client,
+      L.seed.images,
+      thread.id,
+      original,
+      'my own text'
+    );
     expect(raced.kind).toBe('conflict');
     if (raced.kind !== 'conflict') {
       return;
@@ -156,9 +186,23 @@ describe('models against the service', () => {
     expect(raced.current.body).toBe('second text');
     expect(raced.current.etag).toBe(saved.post.etag);
     // saving over it from the newer state works, and the history has every version
-    const over = await savePostEdit(client, L.seed.images, thread.id, raced.current, raced.mine);
+    const over = await savePostEdit(
+      client,
+      L.seed.images,
+      thread.id,
+      raced.current,
+      raced.mine
+    );
     expect(over.kind).toBe('saved');
-    const history = await client.postHistory(L.seed.images, thread.id, original.id);
-    expect(history.map(h => h.body)).toEqual(['first text', 'second text', 'my own text']);
+    const history = await client.postHistory(
+      L.seed.images,
+      thread.id,
+      original.id
+    );
+    expect(history.map(h => h.body)).toEqual([
+      'first text',
+      'second text',
+      'my own text'
+    ]);
   });
 });

@@ -31,7 +31,11 @@ async function instrument(page: Page): Promise<void> {
     const w = window as unknown as { __nr: { start: number; end: number } };
     w.__nr = { start: 0, end: 0 };
     const panel = document.querySelector('#nanorepo-repository') as HTMLElement;
-    panel.addEventListener('input', () => (w.__nr.start = performance.now()), true);
+    panel.addEventListener(
+      'input',
+      () => (w.__nr.start = performance.now()),
+      true
+    );
     document.addEventListener(
       'click',
       e => {
@@ -41,18 +45,31 @@ async function instrument(page: Page): Promise<void> {
       },
       true
     );
-    const done = () => requestAnimationFrame(() => (w.__nr.end = performance.now()));
+    const done = () =>
+      requestAnimationFrame(() => (w.__nr.end = performance.now()));
     const list = panel.querySelector('.nr-Results') as HTMLElement;
     new MutationObserver(() => {
-      if (list.getAttribute('aria-busy') === 'false' && w.__nr.end === 0 && w.__nr.start > 0) {
+      if (
+        list.getAttribute('aria-busy') === 'false' &&
+        w.__nr.end === 0 &&
+        w.__nr.start > 0
+      ) {
         done();
       }
     }).observe(list, { attributes: true, childList: true, subtree: true });
     new MutationObserver(() => {
-      if (document.querySelector('.nr-Dataset[data-state="ready"]') && w.__nr.end === 0 && w.__nr.start > 0) {
+      if (
+        document.querySelector('.nr-Dataset[data-state="ready"]') &&
+        w.__nr.end === 0 &&
+        w.__nr.start > 0
+      ) {
         done();
       }
-    }).observe(document.body, { attributes: true, attributeFilter: ['data-state'], subtree: true });
+    }).observe(document.body, {
+      attributes: true,
+      attributeFilter: ['data-state'],
+      subtree: true
+    });
   });
 }
 
@@ -66,16 +83,29 @@ async function reset(page: Page): Promise<void> {
 }
 
 async function collect(page: Page, what: string): Promise<ISample> {
-  await page.waitForFunction(() => (window as unknown as { __nr: { end: number } }).__nr.end > 0, null, {
-    timeout: 30_000
-  });
+  await page.waitForFunction(
+    () => (window as unknown as { __nr: { end: number } }).__nr.end > 0,
+    null,
+    {
+      timeout: 30_000
+    }
+  );
   return page.evaluate(label => {
     const w = window as unknown as { __nr: { start: number; end: number } };
     const api = performance
       .getEntriesByType('resource')
-      .filter(e => e.name.includes('/nanorepo/api/') && !e.name.includes('thumbnail') && e.startTime >= w.__nr.start)
+      .filter(
+        e =>
+          e.name.includes('/nanorepo/api/') &&
+          !e.name.includes('thumbnail') &&
+          e.startTime >= w.__nr.start
+      )
       .map(e => (e as PerformanceResourceTiming).responseEnd - w.__nr.start);
-    return { what: label, ms: w.__nr.end - w.__nr.start, network_ms: api.length ? Math.max(...api) : 0 };
+    return {
+      what: label,
+      ms: w.__nr.end - w.__nr.start,
+      network_ms: api.length ? Math.max(...api) : 0
+    };
   }, what);
 }
 
@@ -85,7 +115,9 @@ test('time search and dataset pages', async ({ page }) => {
   const queries = JSON.parse(env('NANOREPO_BENCH_QUERIES')) as string[];
   const opens = Number(env('NANOREPO_BENCH_OPENS'));
   await page.goto(env('NANOREPO_BENCH_LAB'));
-  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({
+    timeout: 120_000
+  });
   const tab = page.locator('.jp-SideBar [data-id="nanorepo-repository"]');
   await tab.click();
   const panel = page.locator('#nanorepo-repository');
@@ -99,12 +131,18 @@ test('time search and dataset pages', async ({ page }) => {
     await reset(page);
     await box.fill(q);
     samples.push(await collect(page, 'search'));
-    await expect(panel.locator('.nr-Results')).toHaveAttribute('aria-busy', 'false');
+    await expect(panel.locator('.nr-Results')).toHaveAttribute(
+      'aria-busy',
+      'false'
+    );
   }
 
   // clicking a result until the dataset page is rendered; every time another dataset
   await box.fill('');
-  await expect(panel.locator('.nr-Results')).toHaveAttribute('aria-busy', 'false');
+  await expect(panel.locator('.nr-Results')).toHaveAttribute(
+    'aria-busy',
+    'false'
+  );
   let done = 0;
   while (done < opens) {
     const results = panel.locator('.nr-Result');
@@ -114,11 +152,18 @@ test('time search and dataset pages', async ({ page }) => {
       await results.nth(i).click();
       samples.push(await collect(page, 'open'));
       done += 1;
-      await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current .lm-TabBar-tabCloseIcon').click();
+      await page
+        .locator(
+          '.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current .lm-TabBar-tabCloseIcon'
+        )
+        .click();
       await expect(page.locator('.nr-Dataset')).toHaveCount(0);
     }
     await panel.locator('button[aria-label="Next page"]').click();
-    await expect(panel.locator('.nr-Results')).toHaveAttribute('aria-busy', 'false');
+    await expect(panel.locator('.nr-Results')).toHaveAttribute(
+      'aria-busy',
+      'false'
+    );
   }
   // the image table of the version with 100,000 images: scrolling through it, frame by
   // frame, and how many rows are in the DOM meanwhile (virtualised: a screenful or two)
@@ -129,12 +174,16 @@ test('time search and dataset pages', async ({ page }) => {
     const ds = page.locator(`.nr-Dataset[data-accession="${big}"]`);
     await expect(ds).toHaveAttribute('data-state', 'ready');
     await ds.locator('button[data-tab="images"]').click();
-    await expect(ds.locator('.nr-ImagesStatus')).toHaveText('100,000 images', { timeout: 60_000 });
+    await expect(ds.locator('.nr-ImagesStatus')).toHaveText('100,000 images', {
+      timeout: 60_000
+    });
     await expect(ds.locator('.nr-ImageRow[data-image]').first()).toBeVisible();
     const scrolled = await page.evaluate(async () => {
       const el = document.querySelector('.nr-ImageScroller') as HTMLElement;
-      const frame = () => new Promise(resolve => requestAnimationFrame(() => resolve(null)));
-      const pause = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+      const frame = () =>
+        new Promise(resolve => requestAnimationFrame(() => resolve(null)));
+      const pause = (ms: number) =>
+        new Promise(resolve => setTimeout(resolve, ms));
       const frames: number[] = [];
       let rows = 0;
       for (let i = 0; i < 120; i++) {
@@ -158,7 +207,9 @@ test('time search and dataset pages', async ({ page }) => {
       const el = document.querySelector('.nr-ImageScroller') as HTMLElement;
       el.scrollTop = 44 * 5000;
     });
-    await expect(ds.locator('.nr-ImageRow[aria-rowindex="5002"][data-image]')).toBeVisible({ timeout: 120_000 });
+    await expect(
+      ds.locator('.nr-ImageRow[aria-rowindex="5002"][data-image]')
+    ).toBeVisible({ timeout: 120_000 });
     samples.push({ what: 'jump', ms: Date.now() - t0, network_ms: 0 });
   }
   fs.writeFileSync(env('NANOREPO_BENCH_OUT'), JSON.stringify(samples));

@@ -34,7 +34,9 @@ export interface ISeed {
 export function env(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run the UI tests through pytest (tests/extension/test_ui.py)`);
+    throw new Error(
+      `${name} is not set: run the UI tests through pytest (tests/extension/test_ui.py)`
+    );
   }
   return value;
 }
@@ -47,9 +49,16 @@ export async function openLab(page: Page, user: string): Promise<void> {
   const next = encodeURIComponent(`/user/${user}/lab`);
   await page.goto(`${HUB()}/hub/login?next=${next}`);
   await page.locator('input[name="username"]').fill(user);
-  await page.locator('input[name="password"]').fill(env('NANOREPO_UI_PASSWORD'));
-  await Promise.all([page.waitForURL(/\/user\/[^/]+\/lab/), page.locator('#login_submit').click()]);
-  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+  await page
+    .locator('input[name="password"]')
+    .fill(env('NANOREPO_UI_PASSWORD'));
+  await Promise.all([
+    page.waitForURL(/\/user\/[^/]+\/lab/),
+    page.locator('#login_submit').click()
+  ]);
+  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({
+    timeout: 120_000
+  });
   await page.locator('.jp-LabShell').waitFor();
 }
 
@@ -70,7 +79,9 @@ export async function search(page: Page, query: string): Promise<void> {
   const box = page.locator('#nanorepo-repository input[type="search"]');
   await box.fill(query);
   await box.press('Enter');
-  await expect(page.locator('#nanorepo-repository .nr-Results')).toHaveAttribute('aria-busy', 'false');
+  await expect(
+    page.locator('#nanorepo-repository .nr-Results')
+  ).toHaveAttribute('aria-busy', 'false');
 }
 
 /** Answer "No" to the news question Lab asks on first start, so it covers nothing. */
