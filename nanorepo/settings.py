@@ -70,9 +70,6 @@ class Settings:
     cors_origins:
         Origins allowed to read the service from a browser on another site, e.g. a remote
         viewer (``NANOREPO_CORS_ORIGINS``, space or comma separated; default none).
-    allow_remote_images:
-        Whether annotation Markdown may embed remote (https) images
-        (``NANOREPO_ALLOW_REMOTE_IMAGES``, default off: they leak readers' addresses).
     public_url:
         The address the service is reached at from outside (``NANOREPO_PUBLIC_URL``, e.g.
         ``https://hub.example.org/services/nanorepo``): the base of identifiers in exports
@@ -132,7 +129,6 @@ class Settings:
     allowed_roots: tuple[Path, ...] = ()
     allow_anonymous: bool = True
     cors_origins: tuple[str, ...] = ()
-    allow_remote_images: bool = False
     public_url: str | None = None
     max_body_bytes: int = 4 << 20
     hub_cache_s: int = 20
@@ -180,7 +176,6 @@ class Settings:
             cors_origins=tuple(
                 o for o in (env.get("NANOREPO_CORS_ORIGINS") or "").replace(",", " ").split() if o
             ),
-            allow_remote_images=_flag(env.get("NANOREPO_ALLOW_REMOTE_IMAGES"), False),
             public_url=(env.get("NANOREPO_PUBLIC_URL") or "").rstrip("/") or None,
             max_body_bytes=_int(env, "NANOREPO_MAX_BODY_BYTES", 4 << 20, 1024, 1 << 40),
             hub_cache_s=_int(env, "NANOREPO_HUB_CACHE_S", 20, 0, 30),
@@ -215,7 +210,6 @@ class Settings:
             "NANOREPO_KEEP_ORIGINALS": "1" if self.keep_originals else "0",
             "NANOREPO_ALLOW_ANONYMOUS": "1" if self.allow_anonymous else "0",
             "NANOREPO_CORS_ORIGINS": " ".join(self.cors_origins),
-            "NANOREPO_ALLOW_REMOTE_IMAGES": "1" if self.allow_remote_images else "0",
             "NANOREPO_ALLOWED_ROOTS": os.pathsep.join(str(p) for p in self.allowed_roots),
             "NANOREPO_MAX_BODY_BYTES": str(self.max_body_bytes),
             "NANOREPO_HUB_CACHE_S": str(self.hub_cache_s),

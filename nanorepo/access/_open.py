@@ -69,11 +69,12 @@ class Image:
 
     @cached_property
     def zarr(self) -> OmeZarrImage:
-        """The underlying OME-Zarr image (tensorstore-backed)."""
+        """The underlying OME-Zarr image (tensorstore-backed), scanned once for planted
+        links or special files, which are refused (docs/security.md, "Stored data")."""
         from nanorepo.ome import OmeZarrImage
 
         self._note_read()
-        return OmeZarrImage.open(self.path)
+        return OmeZarrImage.open(self.path, confined="scan")
 
     def _note_read(self) -> None:
         """Tell the run journal (inside ``nanorepo run``) that this image's pixels are read."""

@@ -33,7 +33,12 @@ def deposit_demo(
         if not rows or offset >= total:
             break
     results = []
-    with tempfile.TemporaryDirectory(prefix="nanorepo-demo-") as tmp:
+    # The generated files are deposited from a private folder in the repository's staging
+    # area, and only from there: the deposit is confined to what the demo wrote, whatever
+    # NANOREPO_ALLOWED_ROOTS says the operator's other deposits may come from.
+    repo.settings.staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="demo-", dir=repo.settings.staging) as tmp:
+        depositor = repo.acting_as(repo.settings.user, allowed_roots=(Path(tmp).resolve(),))
         for demo in demo_datasets(Path(tmp)):
             if demo.title in existing:
                 results.append(
@@ -44,7 +49,7 @@ def deposit_demo(
             meta.write_text(yaml.safe_dump(demo.metadata, sort_keys=False))
             if progress:
                 progress(f"depositing {demo.title!r}")
-            res = repo.deposit(
+            res = depositor.deposit(
                 list(demo.inputs),
                 title=demo.title,
                 metadata=meta,

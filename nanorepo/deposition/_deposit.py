@@ -32,11 +32,12 @@ from nanorepo.deposition._staging import (
     DepositResult,
     Progress,
     abandon_on_bad_input,
-    commit_version,
     convert_image,
     deposit_key,
     failpoint,
     locked,
+    mark,
+    publish,
     recover,
     result_of,
     save_record,
@@ -51,7 +52,6 @@ from nanorepo.storage import (
     Layout,
     fsync_tree,
     load_manifest,
-    publish_dir,
     read_beneath,
     sha256_hex,
 )
@@ -152,6 +152,11 @@ def deposit(
             dep = Deposit(key=key, accession=accession, kind="new", version=1, owner=settings.user)
             s.add(dep)
         s.commit()
+    if dep.state == "recovered":
+        # Killed after publication and finished by a later process: this run of the same
+        # command is the one that reports it.
+        mark(catalog, key, "published")
+        return result_of(catalog, accession, 1, resumed=True)
     if dep.state == "published":
         raise Conflict(
             f"these files were deposited already as {accession}",
@@ -162,6 +167,7 @@ def deposit(
     with locked(root):
         if dep.state == "publishing":
             recover(settings, layout, catalog, index=index)
+            mark(catalog, key, "published")
             return result_of(catalog, accession, 1, resumed=True)
         stage = root / "dataset"
         stage.mkdir(parents=True, exist_ok=True)
@@ -197,7 +203,8 @@ def deposit(
             mutable=mutable,
         )
         fsync_tree(stage)
-        save_record(root, vrec, [(".", layout.dataset_dir(accession, access))])
+        moves = [(".", layout.dataset_dir(accession, access))]
+        save_record(root, vrec, moves)
         with catalog.session() as s:
             d = catalog.deposit(s, key)
             assert d is not None
@@ -206,9 +213,11 @@ def deposit(
         if progress:
             progress(f"publishing {accession}")
         failpoint(settings, "before-publish")
-        publish_dir(stage, layout.dataset_dir(accession, access), layout.incoming)
+        # Catalog first, then the rename into storage: a storage mount never shows a
+        # dataset directory the catalog does not know (not even for a moment).
+        publish(catalog, layout, key, vrec, stage, moves, index)
         failpoint(settings, "after-publish")
-        commit_version(catalog, key, vrec, index)
+        mark(catalog, key, "published")
     shutil.rmtree(root, ignore_errors=True)
     return DepositResult(
         accession, 1, [i.name for i in images], [f["name"] for f in files], manifest_digest, resumed
@@ -322,18 +331,26 @@ def revise(
         }
         record["study"] = prev_record.get("study", {})
 
-    key = deposit_key(
-        "revision",
-        {
-            "accession": accession,
-            "after": prev.number,
-            "metadata": json.loads(json.dumps(meta, default=str)),
-            "inputs": [fingerprint(p, inputs.checked) for p in inputs.originals],
-            "supporting": [fingerprint(p, inputs.checked) for p in inputs.supporting],
-            "replace": sorted(replace),
-            "note": note,
-        },
-    )
+    key_parts = {
+        "accession": accession,
+        "after": prev.number,
+        "metadata": json.loads(json.dumps(meta, default=str)) if metadata is not None else None,
+        "inputs": [fingerprint(p, inputs.checked) for p in inputs.originals],
+        "supporting": [fingerprint(p, inputs.checked) for p in inputs.supporting],
+        "replace": sorted(replace),
+        "note": note,
+    }
+    key = deposit_key("revision", key_parts)
+    if prev.number > 1:
+        # Killed after publication and finished by a later process: the latest version is
+        # this very revision (the key of the same request made after the one before it).
+        earlier = deposit_key("revision", {**key_parts, "after": prev.number - 1})
+        with catalog.session() as s:
+            done = catalog.deposit(s, earlier)
+            found = done is not None and done.state == "recovered" and done.version == prev.number
+        if found:
+            mark(catalog, earlier, "published")
+            return result_of(catalog, accession, prev.number, resumed=True)
     with catalog.session() as s:
         dep = catalog.deposit(s, key)
         if dep is None:
@@ -348,6 +365,7 @@ def revise(
     with locked(root):
         if dep.state == "publishing":
             recover(settings, layout, catalog, index=index)
+            mark(catalog, key, "published")
             return result_of(catalog, accession, number, resumed=True)
         stage = root / "dataset"
         stage.mkdir(parents=True, exist_ok=True)
@@ -413,10 +431,9 @@ def revise(
             assert d is not None
             catalog.touch_deposit(s, d, "publishing")
             s.commit()
-        for rel, dst in moves:
-            publish_dir(stage / rel, dst, layout.incoming)
-            failpoint(settings, "revise-mid-publish")
-        commit_version(catalog, key, vrec, index)
+        publish(catalog, layout, key, vrec, stage, moves, index,
+                failpoint_after=lambda: failpoint(settings, "revise-mid-publish"))  # fmt: skip
+        mark(catalog, key, "published")
     shutil.rmtree(root, ignore_errors=True)
     return DepositResult(
         accession, number, [i.name for i in images], [f["name"] for f in files], manifest_digest

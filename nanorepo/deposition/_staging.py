@@ -305,14 +305,57 @@ def load_record(root: Path) -> tuple[VersionRecord, list[tuple[str, Path]]]:
 def commit_version(
     catalog: Catalog, key: str, vrec: VersionRecord, index: Callable[[Any, int], None] | None
 ) -> None:
+    """Commit the catalog rows of a staged version. Its deposit stays ``publishing``: the
+    staged directories are moved into storage only after this commit (so no storage mount
+    ever shows a dataset the catalog does not know), then :func:`mark` ends it."""
     with catalog.session() as s:
         ds, _v = catalog.add_version(s, vrec)
         if index is not None:
             index(s, ds.id)  # type: ignore[arg-type]
+        s.commit()
+
+
+def mark(catalog: Catalog, key: str, state: str) -> None:
+    """Set the state of the deposit ``key`` (``published``, or ``recovered`` when a later
+    process finished it: the command run again then reports its accession, exit 0)."""
+    with catalog.session() as s:
         d = catalog.deposit(s, key)
         if d is not None:
-            catalog.touch_deposit(s, d, "published")
-        s.commit()
+            catalog.touch_deposit(s, d, state)
+            s.commit()
+
+
+def committed(catalog: Catalog, accession: str, number: int) -> bool:
+    """Whether the catalog holds ``accession@vnumber``."""
+    with catalog.session() as s:
+        try:
+            catalog.version(s, accession, number)
+        except LookupError:
+            return False
+    return True
+
+
+def publish(
+    catalog: Catalog,
+    layout: Layout,
+    key: str,
+    vrec: VersionRecord,
+    stage: Path,
+    moves: list[tuple[str, Path]],
+    index: Callable[[Any, int], None] | None,
+    *,
+    failpoint_after: Callable[[], None] | None = None,
+) -> None:
+    """The catalog commit, then the moves into storage (each an atomic rename); both are
+    skipped where an earlier, interrupted run did them already."""
+    if not committed(catalog, vrec.accession, vrec.number):
+        commit_version(catalog, key, vrec, index)
+    for rel, dst in moves:
+        src = stage if rel == "." else stage / rel
+        if src.exists() and not dst.exists():
+            publish_dir(src, dst, layout.incoming)
+        if failpoint_after is not None:
+            failpoint_after()
 
 
 def result_of(catalog: Catalog, accession: str, number: int, *, resumed: bool) -> DepositResult:
@@ -328,6 +371,53 @@ def result_of(catalog: Catalog, accession: str, number: int, *, resumed: bool) -
         )
 
 
+#: A staging directory of a deposit nobody resumed for this long is removed (seconds).
+STALE_STAGING_S = 3 * 24 * 3600
+
+
+def sweep_staging(settings: Settings, catalog: Catalog) -> list[str]:
+    """Remove staging directories of deposits abandoned before publication.
+
+    A deposit killed while converting leaves its staging directory so that the same
+    command resumes it; one nobody resumed for :data:`STALE_STAGING_S` (and not running:
+    its lock is free) is removed with its catalog row and reserved accession, so a killed
+    deposit never leaves data behind for good. Returns the keys removed.
+    """
+    import time
+
+    removed: list[str] = []
+    if not settings.staging.is_dir():
+        return removed
+    cutoff = time.time() - STALE_STAGING_S
+    for root in settings.staging.iterdir():
+        if root.name == "uploads" or not root.is_dir() or root.is_symlink():
+            continue
+        try:
+            if max(root.stat().st_mtime, (root / ".lock").stat().st_mtime) >= cutoff:
+                continue
+        except FileNotFoundError:
+            if root.stat().st_mtime >= cutoff:
+                continue
+        with catalog.session() as s:
+            dep = catalog.deposit(s, root.name)
+            state = dep.state if dep is not None else None
+        if state == "publishing":
+            continue  # complete: recover() publishes it
+        try:
+            with locked(root):
+                if state == "staging":
+                    with catalog.session() as s:
+                        catalog.abandon_deposit(s, root.name)
+                        s.commit()
+                shutil.rmtree(root / "dataset", ignore_errors=True)
+                shutil.rmtree(root / "done", ignore_errors=True)
+        except Conflict:
+            continue  # it is running after all
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root.name)
+    return removed
+
+
 def recover(
     settings: Settings,
     layout: Layout,
@@ -335,9 +425,10 @@ def recover(
     *,
     index: Callable[[Any, int], None] | None = None,
 ) -> list[str]:
-    """Finish publications that a crash interrupted between rename and catalog commit.
+    """Finish publications that a crash interrupted between the end of staging and the
+    last move into storage, and sweep abandoned staging (:func:`sweep_staging`).
 
-    Returns the ``accession@vN`` it completed. Deposits still in staging are left alone:
+    Returns the ``accession@vN`` it completed. Deposits still converting are left alone:
     running their command again resumes them.
     """
     done: list[str] = []
@@ -350,27 +441,11 @@ def recover(
         try:
             with locked(root):
                 vrec, moves = load_record(root)
-                stage = root / "dataset"
-                for rel, dst in moves:
-                    src = stage if rel == "." else stage / rel
-                    if src.exists() and not dst.exists():
-                        publish_dir(src, dst, layout.incoming)
-                with catalog.session() as s:
-                    try:
-                        catalog.version(s, vrec.accession, vrec.number)
-                        exists = True
-                    except LookupError:
-                        exists = False
-                if not exists:
-                    commit_version(catalog, dep.key, vrec, index)
-                else:
-                    with catalog.session() as s:
-                        d = catalog.deposit(s, dep.key)
-                        assert d is not None
-                        catalog.touch_deposit(s, d, "published")
-                        s.commit()
+                publish(catalog, layout, dep.key, vrec, root / "dataset", moves, index)
+                mark(catalog, dep.key, "recovered")
                 done.append(f"{vrec.accession}@v{vrec.number}")
         except Conflict:
             continue  # another process is on it
         shutil.rmtree(root, ignore_errors=True)
+    sweep_staging(settings, catalog)
     return done

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tensorstore as ts
@@ -36,8 +36,15 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from nanorepo.errors import InvalidImage
+from nanorepo.errors import IntegrityError, InvalidImage
 from nanorepo.ome._source import Channel
+from nanorepo.storage import (
+    NotRegularFile,
+    open_beneath,
+    open_dir_beneath,
+    read_beneath,
+    scan_beneath,
+)
 
 __all__ = ["OmeZarrImage"]
 
@@ -79,7 +86,7 @@ class _Level:
         self,
         spec: dict[str, Any] | None,
         context: ts.Context,
-        zarr_location: tuple[str, dict[str, str] | None, str] | None = None,
+        zarr_location: tuple[str, dict[str, str] | None, str, bool] | None = None,
     ):
         self.spec = spec
         self.zarr_location = zarr_location
@@ -121,7 +128,9 @@ class _Level:
         except ValueError as ts_error:
             # tensorstore refuses codecs it does not implement; zarr-python may know them.
             try:
-                return cls(None, context, (location, dict(headers) if headers else None, path))
+                return cls(
+                    None, context, (location, dict(headers) if headers else None, path, False)
+                )
             except Exception as zarr_error:
                 raise InvalidImage(
                     f"{location.rstrip('/')}/{path}",
@@ -187,12 +196,66 @@ def _numpy_key(key: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _open_zarr_array(location: str, headers: dict[str, str] | None, path: str) -> Any:
+def _confined_get(root: str, key: str, prototype: Any, byte_range: Any) -> Any:
+    """Bytes of one stored object (or a range of it) through the confined open; ``None``
+    if it does not exist (Zarr reads fill values); a link or special file is refused."""
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    try:
+        fd, st = open_beneath(root, key)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except NotRegularFile as exc:
+        raise IntegrityError(
+            f"stored object {exc.where!r} of an image is {exc.kind}; refused, not read",
+            hint="storage was altered: `nanorepo verify --all` names every such object",
+        ) from None
+    try:
+        start, end = 0, st.st_size
+        if isinstance(byte_range, RangeByteRequest):
+            start, end = byte_range.start, min(byte_range.end, st.st_size)
+        elif isinstance(byte_range, OffsetByteRequest):
+            start = byte_range.offset
+        elif isinstance(byte_range, SuffixByteRequest):
+            start = max(0, st.st_size - byte_range.suffix)
+        data = os.pread(fd, max(0, end - start), start)
+    finally:
+        os.close(fd)
+    return prototype.buffer.from_bytes(data)
+
+
+def _confined_store(root: str) -> Any:
+    """A read-only zarr-python store that reads every object through
+    :func:`nanorepo.storage.open_beneath` (no link below ``root`` is followed)."""
+    import asyncio
+
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import LocalStore
+
+    class ConfinedStore(LocalStore):
+        async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+            proto = prototype or default_buffer_prototype()
+            return await asyncio.to_thread(_confined_get, root, key, proto, byte_range)
+
+        async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
+            return [await self.get(k, prototype, r) for k, r in key_ranges]
+
+        async def exists(self, key: str) -> bool:
+            return await self.get(key) is not None
+
+    return ConfinedStore(root, read_only=True)
+
+
+def _open_zarr_array(
+    location: str, headers: dict[str, str] | None, path: str, confined: bool = False
+) -> Any:
     import zarr
     from zarr.storage import FsspecStore, LocalStore
 
     store: Any
-    if location.startswith(("http://", "https://")):
+    if confined:
+        store = _confined_store(location)
+    elif location.startswith(("http://", "https://")):
         store = FsspecStore.from_url(
             location, read_only=True, storage_options={"headers": headers or {}}
         )
@@ -358,7 +421,12 @@ class OmeZarrImage:
 
     @classmethod
     def open(
-        cls, location: str | os.PathLike[str], *, headers: Mapping[str, str] | None = None
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        confined: Literal["scan", "strict"] | None = None,
+        within: str | os.PathLike[str] | None = None,
     ) -> OmeZarrImage:
         """Open the image group at ``location``.
 
@@ -371,6 +439,17 @@ class OmeZarrImage:
         headers:
             Extra HTTP headers sent with every request, e.g.
             ``{"Authorization": "token …"}`` for the nanorepo service.
+        confined:
+            For images in repository storage (a local directory), which may hold planted
+            links or special files. ``"scan"``: the whole image is scanned once without
+            following links (:func:`nanorepo.storage.scan_beneath`) and refused if it holds
+            anything but directories and regular files, then read with tensorstore (the
+            fast path of a reader on a read-only mount). ``"strict"``: the same scan, and
+            every object is then read through the confined open (zarr-python; what the
+            service does for thumbnails), so nothing planted later is followed either.
+        within:
+            With ``confined``: a directory ``location`` lies below (the dataset's); the path
+            from it down to the image is walked without following links too.
 
         Raises
         ------
@@ -379,6 +458,8 @@ class OmeZarrImage:
         """
         loc = os.fspath(location)
         kvstore = _kvstore_spec(loc, headers)
+        if confined is not None:
+            return cls._open_confined(loc, strict=confined == "strict", within=within)
         # One cache for all levels of the image: decoded chunks and shard indexes.
         context = ts.Context(_CONTEXT)
         try:
@@ -397,6 +478,49 @@ class OmeZarrImage:
         attributes = meta.get("attributes") or {}
         ms = _parse_multiscale(loc, attributes)
         arrays = [_Level.open(kvstore, context, loc, headers, p) for p in ms.paths]
+        for p, a in zip(ms.paths, arrays, strict=True):
+            if a.ndim != len(ms.dims):
+                raise InvalidImage(loc, f"array {p!r} has {a.ndim} dims, axes name {ms.dims}")
+        return cls(loc, attributes, ms, arrays)
+
+    @classmethod
+    def _open_confined(
+        cls, loc: str, *, strict: bool, within: str | os.PathLike[str] | None
+    ) -> OmeZarrImage:
+        if loc.startswith(("http://", "https://")):
+            raise InvalidImage(loc, "confined opening is for images in local storage")
+        try:
+            if within is not None:
+                os.close(open_dir_beneath(within, Path(loc).relative_to(within).parts))
+            bad = [e for e in scan_beneath(loc) if not e.regular]
+            raw = read_beneath(loc, "zarr.json", limit=16 << 20)
+        except FileNotFoundError:
+            raise InvalidImage(
+                loc, "no zarr.json here", hint="is this an OME-Zarr image group?"
+            ) from None
+        except (NotRegularFile, NotADirectoryError) as exc:
+            raise IntegrityError(f"image {Path(loc).name}: {exc}; refused, not read") from None
+        if bad:
+            raise IntegrityError(
+                f"image {Path(loc).name}: {bad[0].rel!r} is {bad[0].kind}"
+                + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+                + "; refused, not read",
+                hint="storage was altered: `nanorepo verify --all` names every such object",
+            )
+        try:
+            meta = json.loads(raw)
+        except ValueError as e:
+            raise InvalidImage(loc, f"zarr.json is not JSON: {e}") from e
+        if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+            raise InvalidImage(loc, "zarr.json is not a Zarr v3 group")
+        attributes = meta.get("attributes") or {}
+        ms = _parse_multiscale(loc, attributes)
+        context = ts.Context(_CONTEXT)
+        if strict:
+            arrays = [_Level(None, context, (loc, None, p, True)) for p in ms.paths]
+        else:
+            kvstore = _kvstore_spec(loc, None)
+            arrays = [_Level.open(kvstore, context, loc, None, p) for p in ms.paths]
         for p, a in zip(ms.paths, arrays, strict=True):
             if a.ndim != len(ms.dims):
                 raise InvalidImage(loc, f"array {p!r} has {a.ndim} dims, axes name {ms.dims}")

@@ -53,7 +53,7 @@ from nanorepo.service._zarr import (
     content_disposition,
     serve_object,
 )
-from nanorepo.storage import Layout, check_relpath
+from nanorepo.storage import check_relpath
 from nanorepo.storage._layout import NAME_RE
 
 __all__ = ["file_info", "image_info", "router"]
@@ -350,8 +350,12 @@ def thumbnail_png(repo: Repository, ds: Dataset, im: Image, size: int) -> bytes:
     with _RENDER_SLOTS:
         if path.exists():  # rendered by another request meanwhile
             return path.read_bytes()
-        image_dir = Layout.resolve(repo.layout.dataset_dir(ds.accession, ds.access), im.path)
-        png = png_bytes(thumbnail(OmeZarrImage.open(image_dir), size))
+        # Stored data is read through the confined open only: a link or special file
+        # planted in the image is refused, never followed (docs/security.md).
+        dataset_dir = repo.layout.dataset_dir(ds.accession, ds.access)
+        image_dir = dataset_dir / check_relpath(im.path)
+        opened = OmeZarrImage.open(image_dir, confined="strict", within=dataset_dir)
+        png = png_bytes(thumbnail(opened, size))
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
         tmp.write_bytes(png)

@@ -39,7 +39,6 @@ import asyncio
 import logging
 import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -70,7 +69,7 @@ from nanorepo.policy import Principal
 from nanorepo.service._app import ServiceState, state_of
 from nanorepo.service._datasets import version_row
 from nanorepo.service._identity import resolve_principal
-from nanorepo.storage import ACCESSION_RE, Layout, load_manifest
+from nanorepo.storage import ACCESSION_RE, Layout, load_manifest, open_beneath
 from nanorepo.storage._layout import NAME_RE
 
 __all__ = [
@@ -129,10 +128,6 @@ class ObjectNotFound(NanorepoError, LookupError):
     """No such object (a Zarr key or a file) in the image or version (404)."""
 
 
-class _Refused(OSError):
-    """The path is not a regular file reached without symlinks."""
-
-
 def split_key(key: str) -> tuple[str, ...] | None:
     """The parts of a Zarr key if it is well formed (allowlisted characters, no ``.``/``..``
     part, no empty part), else ``None``."""
@@ -143,42 +138,6 @@ def split_key(key: str) -> tuple[str, ...] | None:
         if p in {".", ".."} or not _KEY_PART.fullmatch(p):
             return None
     return parts
-
-
-def open_beneath(base: str, parts: Sequence[str]) -> tuple[int, os.stat_result]:
-    """Open ``base/parts[0]/.../parts[-1]`` for reading without following any symlink
-    below ``base``; returns the descriptor and its ``fstat``.
-
-    Each component is opened with ``openat(..., O_NOFOLLOW)`` relative to the one before,
-    so neither a symlinked directory nor a symlinked file inside ``base`` is followed
-    (``ELOOP``). The last component is opened non-blocking (a planted FIFO cannot hang a
-    worker) and must be a regular file.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``base`` or a component does not exist.
-    OSError
-        A component is a symlink, not a directory, or not a regular file.
-    """
-    flags = os.O_RDONLY | os.O_CLOEXEC
-    dirfd = os.open(base, flags | os.O_DIRECTORY)
-    try:
-        for part in parts[:-1]:
-            nxt = os.open(part, flags | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
-            os.close(dirfd)
-            dirfd = nxt
-        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)
-    finally:
-        os.close(dirfd)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Refused(f"{'/'.join(parts)} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -294,7 +253,8 @@ def serve_object(
 
     Handles ``If-None-Match`` (304, no disk access), a single ``Range`` (206, 416) with
     ``If-Range``, and HEAD. ``base`` is a directory the caller already resolved and
-    checked; ``parts`` are checked components below it (see :func:`open_beneath`).
+    checked; ``parts`` are checked components below it, opened through the one confined
+    open of stored data (:func:`nanorepo.storage.open_beneath`).
     ``expected_size`` (from the manifest or the catalog) guards against serving an object
     that no longer matches the digest its ETag claims.
 
