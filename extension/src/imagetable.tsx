@@ -215,7 +215,7 @@ function Table(props: {
       <Row key={i} image={model.row(i)} index={i} columns={columns} client={client} actions={actions} />
     );
   }
-  const template = `64px minmax(8em, 2fr) 4em minmax(7em, 1fr) minmax(7em, 1fr) minmax(9em, 2fr) 4.5em 6em 6em ${columns
+  const template = `64px minmax(6em, 1fr) 4em minmax(7em, 1fr) 8.5em minmax(12em, 2fr) 4.5em 5.5em 5em ${columns
     .map(() => 'minmax(6em, 1fr)')
     .join(' ')} 16em`;
   return (

@@ -12,7 +12,9 @@
  * - `nanorepo:view-in-napari` (`accession`, `version`, `image`);
  * - `nanorepo:open-run-notebook` (`run`, `executed`): save a run's notebook (executed, or
  *   as it was run) under `nanorepo-runs/` in the home and open it;
- * - `nanorepo:copy-rerun` (`run`): copy `nanorepo rerun RUN`.
+ * - `nanorepo:copy-rerun` (`run`): copy `nanorepo rerun RUN`;
+ * - `nanorepo:open-training`: show `~/nanorepo-notebooks/training` and open the first
+ *   training notebook.
  *
  * Lab opened as `lab?nanorepo-dataset=ACC` shows the panel and opens that dataset's page.
  */
@@ -51,7 +53,12 @@ export namespace CommandIDs {
   export const viewInNapari = 'nanorepo:view-in-napari';
   export const openRunNotebook = 'nanorepo:open-run-notebook';
   export const copyRerun = 'nanorepo:copy-rerun';
+  export const openTraining = 'nanorepo:open-training';
 }
+
+/** Where the hub keeps each user's copy of the training notebooks (server-relative). */
+export const TRAINING_DIR = 'nanorepo-notebooks/training';
+const FIRST_TRAINING = `${TRAINING_DIR}/01_finding_and_opening.ipynb`;
 
 const PLUGIN_ID = 'nanorepo:repository';
 
@@ -248,7 +255,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    app.commands.addCommand(CommandIDs.openTraining, {
+      label: 'Training Notebooks',
+      caption: `Show the training notebooks (~/${TRAINING_DIR}) and open the first`,
+      icon: repositoryIcon,
+      execute: async () => {
+        try {
+          if (app.commands.hasCommand('filebrowser:go-to-path')) {
+            await app.commands.execute('filebrowser:go-to-path', { path: TRAINING_DIR });
+          }
+          return await app.commands.execute('docmanager:open', { path: FIRST_TRAINING });
+        } catch (error) {
+          notifyError('Training notebooks', error);
+        }
+      }
+    });
+
     palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });
+    palette?.addItem({ command: CommandIDs.openTraining, category: 'nanorepo' });
 
     // `lab?nanorepo-dataset=ACC` (the service's landing page links there through
     // /hub/user-redirect/): show the panel and open the dataset's page

@@ -239,7 +239,7 @@ def render_landing(
         if r.thumbnail:
             out.append(
                 f'<img src="{_e(p + quote(r.thumbnail, safe="/@"))}?size=128" alt="" '
-                'width="96" height="96" loading="lazy">'
+                'width="96" height="96">'
             )
         out.append(f'<div><span class="nr-ref">{_e(ref)}</span> ')
         if r.access == "embargoed":

@@ -330,7 +330,9 @@ test('the landing page shows what alice may see and opens a dataset in her Lab',
   const item = page.locator('.nr-ds', { hasText: `${S.images}@v1` });
   await expect(item).toHaveCount(1);
   await expect(item.locator('img')).toBeVisible();
-  expect(await item.locator('img').evaluate(img => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+  await expect
+    .poll(() => item.locator('img').evaluate(img => (img as HTMLImageElement).naturalWidth), { timeout: 30_000 })
+    .toBeGreaterThan(0); // the thumbnail loaded (same origin, with her cookie)
   if (SHOTS) {
     await page.setViewportSize({ width: 1000, height: 1100 });
     await page.screenshot({ path: path.join(SHOTS, 'landing.png'), fullPage: true });
@@ -341,4 +343,12 @@ test('the landing page shows what alice may see and opens a dataset in her Lab',
     timeout: 120_000
   });
   await expect(page.locator('#nanorepo-repository')).toBeVisible();
+
+  // the training notebooks, from the command palette
+  await page.keyboard.press('Control+Shift+C');
+  await page.locator('.lm-CommandPalette-input').fill('Training Notebooks');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: '01_finding_and_opening.ipynb' })).toBeVisible({
+    timeout: 60_000
+  });
 });
