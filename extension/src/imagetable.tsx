@@ -5,7 +5,12 @@
  * margin) are in the DOM, each of a fixed height, so 100,000 rows scroll like 100; the
  * rows' pages are fetched as the view nears them.
  */
-import { Button, HTMLSelect, InputGroup, UseSignal } from '@jupyterlab/ui-components';
+import {
+  Button,
+  HTMLSelect,
+  InputGroup,
+  UseSignal
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { IImageInfo, RepositoryClient } from './api';
@@ -36,7 +41,9 @@ function FilterBar(props: { model: ImageTableModel }): JSX.Element {
     if (!k || !value.trim()) {
       return;
     }
-    model.setQuery({ filters: [...model.query.filters, [k, value.trim()]] }).catch(fail);
+    model
+      .setQuery({ filters: [...model.query.filters, [k, value.trim()]] })
+      .catch(fail);
     setValue('');
   };
   const remove = (index: number) => {
@@ -61,7 +68,9 @@ function FilterBar(props: { model: ImageTableModel }): JSX.Element {
         aria-label="Filter key"
         value={key || columns[0] || ''}
         onChange={e => setKey(e.target.value)}
-        options={columns.length ? columns : [{ label: '(no key/values)', value: '' }]}
+        options={
+          columns.length ? columns : [{ label: '(no key/values)', value: '' }]
+        }
       />
       <InputGroup
         placeholder="value"
@@ -90,7 +99,9 @@ function FilterBar(props: { model: ImageTableModel }): JSX.Element {
           minimal
           aria-label={`Order: ${model.query.order === 'asc' ? 'ascending' : 'descending'}`}
           onClick={() =>
-            model.setQuery({ order: model.query.order === 'asc' ? 'desc' : 'asc' }).catch(fail)
+            model
+              .setQuery({ order: model.query.order === 'asc' ? 'desc' : 'asc' })
+              .catch(fail)
           }
         >
           {model.query.order === 'asc' ? '▲' : '▼'}
@@ -100,7 +111,11 @@ function FilterBar(props: { model: ImageTableModel }): JSX.Element {
         {model.query.filters.map(([k, v], i) => (
           <span className="nr-Chip" key={`${k}:${v}:${i}`}>
             {k}: {v}
-            <button type="button" aria-label={`Remove filter ${k}: ${v}`} onClick={() => remove(i)}>
+            <button
+              type="button"
+              aria-label={`Remove filter ${k}: ${v}`}
+              onClick={() => remove(i)}
+            >
               ×
             </button>
           </span>
@@ -121,7 +136,12 @@ function Row(props: {
   const style = { top: index * ROW_HEIGHT, height: ROW_HEIGHT };
   if (!image) {
     return (
-      <div className="nr-ImageRow nr-ImageRow-pending" role="row" style={style} aria-rowindex={index + 2}>
+      <div
+        className="nr-ImageRow nr-ImageRow-pending"
+        role="row"
+        style={style}
+        aria-rowindex={index + 2}
+      >
         <span role="cell">…</span>
       </div>
     );
@@ -135,7 +155,11 @@ function Row(props: {
       data-image={image.name}
     >
       <span role="cell" className="nr-Col-thumb">
-        <img src={client.url(`${image.thumbnail}?size=64`)} alt="" loading="lazy" />
+        <img
+          src={client.url(`${image.thumbnail}?size=64`)}
+          alt=""
+          loading="lazy"
+        />
       </span>
       <span role="cell" className="nr-Col-name" title={image.name}>
         {image.name}
@@ -143,16 +167,32 @@ function Row(props: {
       <span role="cell" className="nr-Col-axes">
         {image.dims.join(' ')}
       </span>
-      <span role="cell" className="nr-Col-shape" title={image.dims.map((d, i) => `${d} ${image.shape[i]}`).join(', ')}>
+      <span
+        role="cell"
+        className="nr-Col-shape"
+        title={image.dims.map((d, i) => `${d} ${image.shape[i]}`).join(', ')}
+      >
         {image.shape.join(' × ')}
       </span>
-      <span role="cell" className="nr-Col-pixel" title="pixel size per axis in nanometres">
+      <span
+        role="cell"
+        className="nr-Col-pixel"
+        title="pixel size per axis in nanometres"
+      >
         {pixelSizes(image)}
       </span>
       <span role="cell" className="nr-Col-channels">
         {channelsOf(image).map((c, i) => (
-          <span className="nr-Channel" key={i} title={c.color ? `${c.name} (${c.color})` : c.name}>
-            <span className="nr-Swatch" style={{ background: c.color ?? 'transparent' }} aria-hidden="true" />
+          <span
+            className="nr-Channel"
+            key={i}
+            title={c.color ? `${c.name} (${c.color})` : c.name}
+          >
+            <span
+              className="nr-Swatch"
+              style={{ background: c.color ?? 'transparent' }}
+              aria-hidden="true"
+            />
             {c.name}
           </span>
         ))}
@@ -167,18 +207,38 @@ function Row(props: {
         {formatBytes(image.size_bytes)}
       </span>
       {columns.map(c => (
-        <span role="cell" className="nr-Col-kv" key={c} title={image.key_values[c] ?? ''}>
+        <span
+          role="cell"
+          className="nr-Col-kv"
+          key={c}
+          title={image.key_values[c] ?? ''}
+        >
           {image.key_values[c] ?? ''}
         </span>
       ))}
       <span role="cell" className="nr-Col-actions">
-        <Button small minimal title="Insert a cell opening this image" onClick={() => actions.openInNotebook(image.name)}>
+        <Button
+          small
+          minimal
+          title="Insert a cell opening this image"
+          onClick={() => actions.openInNotebook(image.name)}
+        >
           Notebook
         </Button>
-        <Button small minimal title="View in napari" onClick={() => actions.viewInNapari(image.name)}>
+        <Button
+          small
+          minimal
+          title="View in napari"
+          onClick={() => actions.viewInNapari(image.name)}
+        >
           napari
         </Button>
-        <Button small minimal title="Start a thread on this image" onClick={() => actions.discuss(image.name)}>
+        <Button
+          small
+          minimal
+          title="Start a thread on this image"
+          onClick={() => actions.discuss(image.name)}
+        >
           Discuss
         </Button>
       </span>
@@ -199,10 +259,16 @@ function Table(props: {
     if (!node) {
       return;
     }
-    const first = Math.max(0, Math.floor(node.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const count = Math.ceil((node.clientHeight || 600) / ROW_HEIGHT) + 2 * OVERSCAN;
+    const first = Math.max(
+      0,
+      Math.floor(node.scrollTop / ROW_HEIGHT) - OVERSCAN
+    );
+    const count =
+      Math.ceil((node.clientHeight || 600) / ROW_HEIGHT) + 2 * OVERSCAN;
     setRange([first, first + count]);
-    model.ensureLoaded(first + count).catch(error => notifyError('Images', error));
+    model
+      .ensureLoaded(first + count)
+      .catch(error => notifyError('Images', error));
   }, [model]);
   React.useEffect(() => {
     update();
@@ -212,7 +278,14 @@ function Table(props: {
   const rows: JSX.Element[] = [];
   for (let i = range[0]; i < Math.min(range[1], total); i++) {
     rows.push(
-      <Row key={i} image={model.row(i)} index={i} columns={columns} client={client} actions={actions} />
+      <Row
+        key={i}
+        image={model.row(i)}
+        index={i}
+        columns={columns}
+        client={client}
+        actions={actions}
+      />
     );
   }
   const template = `64px minmax(6em, 1fr) 4em minmax(7em, 1fr) 8.5em minmax(12em, 2fr) 4.5em 5.5em 5em ${columns
@@ -243,7 +316,12 @@ function Table(props: {
         ))}
         <span role="columnheader">actions</span>
       </div>
-      <div className="nr-ImageScroller" ref={scroller} onScroll={update} tabIndex={0}>
+      <div
+        className="nr-ImageScroller"
+        ref={scroller}
+        onScroll={update}
+        tabIndex={0}
+      >
         <div className="nr-ImageCanvas" style={{ height: total * ROW_HEIGHT }}>
           {rows}
         </div>

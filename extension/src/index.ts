@@ -23,7 +23,11 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  MainAreaWidget,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -92,14 +96,22 @@ function str(args: { [key: string]: unknown }, key: string): string | null {
 
 function num(args: { [key: string]: unknown }, key: string): number | null {
   const value = args[key];
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : null;
+  return typeof value === 'number' && Number.isInteger(value) && value > 0
+    ? value
+    : null;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'Search, read, discuss and open nanorepo datasets from the Repository panel.',
+  description:
+    'Search, read, discuss and open nanorepo datasets from the Repository panel.',
   autoStart: true,
-  optional: [ILayoutRestorer, INotebookTracker, ISettingRegistry, ICommandPalette],
+  optional: [
+    ILayoutRestorer,
+    INotebookTracker,
+    ISettingRegistry,
+    ICommandPalette
+  ],
   activate: async (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
@@ -117,29 +129,47 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     const { pageSize } = readSettings(settings);
     const client = new RepositoryClient();
-    const tracker = new WidgetTracker<MainAreaWidget<DatasetPage>>({ namespace: 'nanorepo-dataset' });
+    const tracker = new WidgetTracker<MainAreaWidget<DatasetPage>>({
+      namespace: 'nanorepo-dataset'
+    });
 
     const actions: IDatasetActions = {
       openInNotebook: (accession, version, image) => {
-        void app.commands.execute(CommandIDs.insertCode, { accession, version, image: image ?? '' });
+        void app.commands.execute(CommandIDs.insertCode, {
+          accession,
+          version,
+          image: image ?? ''
+        });
       },
       copyReference: (accession, version) => {
-        void app.commands.execute(CommandIDs.copyReference, { accession, version });
+        void app.commands.execute(CommandIDs.copyReference, {
+          accession,
+          version
+        });
       },
       viewInNapari: (accession, version, image) => {
-        void app.commands.execute(CommandIDs.viewInNapari, { accession, version, image: image ?? '' });
+        void app.commands.execute(CommandIDs.viewInNapari, {
+          accession,
+          version,
+          image: image ?? ''
+        });
       },
       openDataset: accession => {
         void app.commands.execute(CommandIDs.openDataset, { accession });
       },
       openRunNotebook: (run, executed) => {
-        openRunNotebook(app, client, run, executed).catch(error => notifyError('Open notebook', error));
+        openRunNotebook(app, client, run, executed).catch(error =>
+          notifyError('Open notebook', error)
+        );
       },
       copyCommand
     };
 
     app.commands.addCommand(CommandIDs.openDataset, {
-      label: args => (str(args, 'accession') ? `Open ${str(args, 'accession')}` : 'Open Dataset'),
+      label: args =>
+        str(args, 'accession')
+          ? `Open ${str(args, 'accession')}`
+          : 'Open Dataset',
       caption: 'Open a dataset page',
       icon: repositoryIcon,
       execute: args => {
@@ -185,7 +215,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.insertCode, {
       label: 'Open Dataset in Notebook',
-      caption: 'Insert a code cell that opens the dataset (or image) with nanorepo.open',
+      caption:
+        'Insert a code cell that opens the dataset (or image) with nanorepo.open',
       execute: async args => {
         const accession = str(args, 'accession');
         const version = num(args, 'version');
@@ -193,7 +224,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
-          await insertOpenCell(app, notebooks, accession, version, str(args, 'image'));
+          await insertOpenCell(
+            app,
+            notebooks,
+            accession,
+            version,
+            str(args, 'image')
+          );
         } catch (error) {
           notifyError('Open in notebook', error);
         }
@@ -228,8 +265,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     app.commands.addCommand(CommandIDs.openRunNotebook, {
-      label: args => (args.executed === true ? 'Open Executed Notebook of Run' : 'Open Notebook of Run'),
-      caption: "Save a run's notebook under nanorepo-runs/ in your home and open it",
+      label: args =>
+        args.executed === true
+          ? 'Open Executed Notebook of Run'
+          : 'Open Notebook of Run',
+      caption:
+        "Save a run's notebook under nanorepo-runs/ in your home and open it",
       execute: async args => {
         const id = str(args, 'run');
         if (!id) {
@@ -237,7 +278,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         try {
           const run = await client.run(id);
-          return await openRunNotebook(app, client, run, args.executed === true);
+          return await openRunNotebook(
+            app,
+            client,
+            run,
+            args.executed === true
+          );
         } catch (error) {
           notifyError('Open notebook', error);
         }
@@ -246,7 +292,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.copyRerun, {
       label: 'Copy Rerun Command',
-      caption: 'Copy `nanorepo rerun RUN` (same notebook, parameters and input versions)',
+      caption:
+        'Copy `nanorepo rerun RUN` (same notebook, parameters and input versions)',
       execute: args => {
         const id = str(args, 'run');
         if (id) {
@@ -262,9 +309,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: async () => {
         try {
           if (app.commands.hasCommand('filebrowser:go-to-path')) {
-            await app.commands.execute('filebrowser:go-to-path', { path: TRAINING_DIR });
+            await app.commands.execute('filebrowser:go-to-path', {
+              path: TRAINING_DIR
+            });
           }
-          return await app.commands.execute('docmanager:open', { path: FIRST_TRAINING });
+          return await app.commands.execute('docmanager:open', {
+            path: FIRST_TRAINING
+          });
         } catch (error) {
           notifyError('Training notebooks', error);
         }
@@ -272,7 +323,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });
-    palette?.addItem({ command: CommandIDs.openTraining, category: 'nanorepo' });
+    palette?.addItem({
+      command: CommandIDs.openTraining,
+      category: 'nanorepo'
+    });
 
     // `lab?nanorepo-dataset=ACC` (the service's landing page links there through
     // /hub/user-redirect/): show the panel and open the dataset's page
@@ -280,7 +334,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (requested) {
       void app.restored.then(() => {
         app.shell.activateById(panel.id);
-        void app.commands.execute(CommandIDs.openDataset, { accession: requested });
+        void app.commands.execute(CommandIDs.openDataset, {
+          accession: requested
+        });
       });
     }
 
