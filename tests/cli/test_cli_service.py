@@ -94,7 +94,7 @@ def test_errors_and_operator_commands_with_a_service_url(service: Any, tmp_path:
                                                                             "admin"]):  # fmt: skip
         p = run(bob, *args, check=False)
         assert p.returncode == 1, args
-        assert "NANOREPO_URL is set" in p.stderr and "--local" in p.stderr
+        assert "reaches the repository through the service" in p.stderr and "--local" in p.stderr
     assert list((tmp_path / "home-bob").iterdir()) == []
     down = dict(bob, NANOREPO_URL="http://127.0.0.1:9")
     p = run(down, "list", check=False)
