@@ -25,7 +25,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -469,15 +469,22 @@ class OmeZarrImage:
             raise InvalidImage(loc, f"cannot read zarr.json: {e}") from e
         if raw.state != "value":
             raise InvalidImage(loc, "no zarr.json here", hint="is this an OME-Zarr image group?")
+        return cls._from_group(
+            loc, bytes(raw.value), lambda p: _Level.open(kvstore, context, loc, headers, p)
+        )
+
+    @classmethod
+    def _from_group(cls, loc: str, raw: bytes, level: Callable[[str], _Level]) -> OmeZarrImage:
+        """The image whose group ``zarr.json`` holds ``raw``, its arrays opened by ``level``."""
         try:
-            meta = json.loads(bytes(raw.value))
+            meta = json.loads(raw)
         except ValueError as e:
             raise InvalidImage(loc, f"zarr.json is not JSON: {e}") from e
         if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
             raise InvalidImage(loc, "zarr.json is not a Zarr v3 group")
         attributes = meta.get("attributes") or {}
         ms = _parse_multiscale(loc, attributes)
-        arrays = [_Level.open(kvstore, context, loc, headers, p) for p in ms.paths]
+        arrays = [level(p) for p in ms.paths]
         for p, a in zip(ms.paths, arrays, strict=True):
             if a.ndim != len(ms.dims):
                 raise InvalidImage(loc, f"array {p!r} has {a.ndim} dims, axes name {ms.dims}")
@@ -507,24 +514,11 @@ class OmeZarrImage:
                 + "; refused, not read",
                 hint="storage was altered: `nanorepo verify --all` names every such object",
             )
-        try:
-            meta = json.loads(raw)
-        except ValueError as e:
-            raise InvalidImage(loc, f"zarr.json is not JSON: {e}") from e
-        if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
-            raise InvalidImage(loc, "zarr.json is not a Zarr v3 group")
-        attributes = meta.get("attributes") or {}
-        ms = _parse_multiscale(loc, attributes)
         context = ts.Context(_CONTEXT)
-        if strict:
-            arrays = [_Level(None, context, (loc, None, p, True)) for p in ms.paths]
-        else:
-            kvstore = _kvstore_spec(loc, None)
-            arrays = [_Level.open(kvstore, context, loc, None, p) for p in ms.paths]
-        for p, a in zip(ms.paths, arrays, strict=True):
-            if a.ndim != len(ms.dims):
-                raise InvalidImage(loc, f"array {p!r} has {a.ndim} dims, axes name {ms.dims}")
-        return cls(loc, attributes, ms, arrays)
+        kvstore = _kvstore_spec(loc, None)
+        if strict:  # every object through the confined open (zarr-python)
+            return cls._from_group(loc, raw, lambda p: _Level(None, context, (loc, None, p, True)))
+        return cls._from_group(loc, raw, lambda p: _Level.open(kvstore, context, loc, None, p))
 
     def __repr__(self) -> str:
         return (
