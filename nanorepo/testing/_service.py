@@ -331,33 +331,49 @@ def _settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, *, last: bool) -> bool:
+    """Until the service process answers ``/health``; ``False`` if it exited first (and
+    this is not the ``last`` try), an error if it does not start within 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            if not last:
+                return False
+            raise RuntimeError(f"the nanorepo service exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if proc.poll() is None:
+                    return True
+                continue  # it exited: another process on that port answered
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("the nanorepo service did not start within 60 s")
+        time.sleep(0.1)
+
+
 @contextmanager
 def _service_process(settings: Settings, repo: Repository) -> Iterator[LiveService]:
     """The service as its own process (what an operator runs), on an inherited socket."""
     # A port, not an inherited socket: uvicorn's --fd takes any socket for AF_UNIX, so
     # asyncio would not set TCP_NODELAY and every response would wait ~40 ms (Nagle).
-    with _free_socket() as probe:
-        port = probe.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "nanorepo.service:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        "--no-access-log",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=_settings_env(settings))
-    url = f"http://127.0.0.1:{port}{settings.service_prefix.rstrip('/')}"
+    # The port is free when probed; another test process (pytest-xdist) may take it before
+    # uvicorn binds it, so a service that exits while starting is started again elsewhere.
+    for attempt in range(3):
+        with _free_socket() as probe:
+            port = probe.getsockname()[1]
+        cmd = [
+            sys.executable, "-m", "uvicorn", "--factory", "nanorepo.service:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=_settings_env(settings))
+        url = f"http://127.0.0.1:{port}{settings.service_prefix.rstrip('/')}"
+        if _wait_healthy(proc, url, last=attempt == 2):
+            break
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the nanorepo service exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the nanorepo service did not start within 60 s")
-            time.sleep(0.1)
         yield LiveService(url=url, repo=repo, settings=settings)
     finally:
         proc.terminate()
