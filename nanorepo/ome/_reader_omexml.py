@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from nanorepo.errors import InvalidImage
 from nanorepo.ome._reader_common import channel_color, json_clean
@@ -81,6 +82,15 @@ def parse_ome_xml(xml: str | bytes, path: str | Path) -> Any:
 
     if isinstance(xml, bytes):
         xml = xml.decode("utf-8", errors="replace")
+    try:  # well-formed at all? Said in our words, with the place (ome-types' vary by parser)
+        ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        line, column = exc.position
+        raise InvalidImage(
+            path,
+            f"its OME-XML is not well-formed XML (line {line}, column {column + 1})",
+            hint=_INVALID_HINT,
+        ) from exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -131,7 +131,10 @@ def test_malformed_ome_xml(tmp_path: Path) -> None:
     path = tmp_path / "bad.ome.tif"
     xml = to_xml(rich_ome((1, 2, 3, 16, 16))).replace("</Pixels>", "", 1)
     write_rich_ome_tiff(path, (1, 2, 3, 16, 16), xml=xml)
-    _expect(path, r"OME-XML is not valid: (mismatched tag|Opening and ending tag mismatch)")
+    # nanorepo's own words and the place of the damage (the closing </Pixels> is missing,
+    # so its </Image> is the mismatched tag), whichever XML parser ome-types uses
+    line = xml[: xml.index("</Image>")].count("\n") + 1
+    _expect(path, rf"its OME-XML is not well-formed XML \(line {line}, column \d+\)")
 
 
 def test_ome_xml_with_invalid_values(tmp_path: Path) -> None:
