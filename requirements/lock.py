@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -78,18 +77,20 @@ def _compile(uv: str, flavour: str, extras: list[str], extra_args: list[str]) ->
     ]  # fmt: skip
     for extra in extras:
         cmd += ["--extra", extra]
-    with tempfile.TemporaryDirectory() as tmp:
+    # the wheel's build requirements too (and hatchling's for editable builds): ./dev
+    # builds with --no-build-isolation; a fixed name keeps the lock's annotations stable
+    build = HERE / "build-system.in"
+    try:
         if flavour == "test":
-            # the wheel's build requirements too (and hatchling's for editable builds):
-            # ./dev builds with --no-build-isolation
-            build = Path(tmp, "build.in")
             reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
             build.write_text("\n".join([*reqs["requires"], "editables"]) + "\n")
-            cmd.append(str(build))
+            cmd.append(str(build.relative_to(ROOT)))
         else:
-            cmd += ["--constraint", str(HERE / "test.txt")]
+            cmd += ["--constraint", str((HERE / "test.txt").relative_to(ROOT))]
         env = {**os.environ, "UV_NO_CONFIG": "1"}
         subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+    finally:
+        build.unlink(missing_ok=True)
     body = out.read_text(encoding="utf-8")
     if body.startswith(DIGEST_PREFIX):
         body = body.split("\n", 1)[1]
