@@ -270,9 +270,18 @@ def json_depth(doc: object, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def _check_json_depth(request: Request) -> None:
-    """Refuse a JSON body nested deeper than :data:`MAX_JSON_DEPTH` (runs on every route,
-    after FastAPI parsed the body and before it is validated)."""
+def _check_request(request: Request) -> None:
+    """Refuse a JSON body nested deeper than :data:`MAX_JSON_DEPTH`, and NUL characters in
+    query and path parameters (the catalog cannot compare them: PostgreSQL refuses NUL in
+    text). Runs on every route, after FastAPI parsed the body and before it is validated."""
+    params = [*(("query", k, v) for k, v in request.query_params.multi_items()),
+              *(("path", k, v) for k, v in request.path_params.items())]  # fmt: skip
+    for where, name, value in params:
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(
+                f"the {where} parameter {name!r} contains a NUL character",
+                hint="remove it: no nanorepo name, accession or filter contains NUL",
+            )
     doc = getattr(request, "_json", None)
     if doc is not None and json_depth(doc) > MAX_JSON_DEPTH:
         raise InvalidInput(
@@ -399,7 +408,7 @@ def create_app(
             "`application/problem+json`; edits need `If-Match`; lists are cursor-paginated."
         ),
         lifespan=lifespan,
-        dependencies=[Depends(_check_json_depth)],
+        dependencies=[Depends(_check_request)],
         docs_url=None,  # the interactive docs load scripts from a CDN: not under our CSP
         redoc_url=None,
         # The hub's proxy forwards /services/nanorepo/... unchanged, so every route lives

@@ -125,3 +125,16 @@ def test_if_match_star_is_never_412_even_under_concurrent_edits(service: Any) ->
         timeout=30,
     )
     assert r.status_code == 412
+
+
+def test_nul_in_a_query_or_path_parameter_is_a_clear_422(service: Any) -> None:
+    """Found by schemathesis on PostgreSQL: ``GET /runs?agent=%00`` was a 500 (PostgreSQL
+    refuses NUL in text)."""
+    with httpx.Client(base_url=service.url, timeout=30) as c:
+        for path, params in (("/runs", {"agent": "\x00"}), ("/datasets", {"q": "a\x00b"}),
+                             (f"/datasets/{service.seed.public}/threads", {"tag": "\x00"})):  # fmt: skip
+            r = c.get(path, params=params, headers=service.seed.headers("root"))
+            assert r.status_code == 422, (path, r.status_code, r.text[:200])
+            assert "contains a NUL character" in r.json()["detail"]
+        r = c.get("/runs/%00%00%00%00%00%00%00%00", headers=service.seed.headers("root"))
+        assert r.status_code in (404, 422), r.text[:200]
