@@ -4,7 +4,10 @@ and sees exactly what its user may see."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,49 @@ def test_localisation_tables_are_read_over_http(
     pd.testing.assert_frame_equal(remote, service.repo.open(acc).localisations("locs"))
     np.testing.assert_allclose(remote["x_nm"], table["x_nm"])
     assert list(remote_env.iterdir()) == []
+
+
+#: What ``pip install nanorepo`` (no extras) lacks: the catalog, the service, the hub.
+NOT_IN_THE_PLAIN_INSTALL = (
+    "fastapi", "uvicorn", "sqlmodel", "sqlalchemy", "alembic", "psycopg", "jupyterhub",
+    "jupyterlab", "jupyter_server", "notebook", "napari", "papermill",
+)  # fmt: skip
+
+PLAIN = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # as if not installed: importing it raises ImportError
+import nanorepo
+ds = nanorepo.open({acc!r})
+print("opened", ds.ref, ds.images[0].to_xarray().shape)
+print("found", [d["accession"] for d in nanorepo.search("")])
+with nanorepo.Client() as c:
+    print("client", c.dataset({acc!r})["accession"])
+from nanorepo.cli._main import main
+main(["show", {acc!r}, "--json"])
+"""
+
+
+def test_the_plain_install_reads_and_discusses_over_http(
+    service: Any, remote_env: Path, tmp_path: Path
+) -> None:
+    """``pip install nanorepo`` without [server] or [hub]: with NANOREPO_URL, ``import
+    nanorepo``, ``nanorepo.open``, ``nanorepo.search``, the client and the CLI's remote
+    commands work (the packages of the extras are made unimportable in the child)."""
+    seed = service.seed
+    home = tmp_path / "laptop-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
+    env |= {"NANOREPO_URL": service.url, "NANOREPO_TOKEN": seed.tokens["bob"],
+            "HOME": str(home)}  # fmt: skip
+    code = PLAIN.format(blocked=NOT_IN_THE_PLAIN_INSTALL, acc=seed.public)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"opened {seed.public}@v1 (2, 64, 48)"
+    assert seed.public in lines[1] and seed.granted in lines[1] and seed.hidden not in lines[1]
+    assert lines[2] == f"client {seed.public}"
+    assert json.loads("\n".join(lines[3:]))["ref"] == f"{seed.public}@v1"
+    assert list(home.rglob("*.sqlite")) == []
