@@ -219,15 +219,7 @@ def runs_cmd(
         else:
             _summary(rec)
         return
-    if c.remote:
-        from itertools import islice
-
-        from nanorepo.provenance import RunRecord
-
-        pages = c.client.runs(dataset=dataset, status=status, batch=batch, page_size=limit)
-        found = [RunRecord.from_json(r) for r in islice(pages, limit)]
-    else:
-        found = c.repo.runs.find(dataset=dataset, status=status, batch=batch, limit=limit)
+    found = c.conn.find_runs(dataset=dataset, status=status, batch=batch, limit=limit)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in found], indent=2))
         return

@@ -243,6 +243,25 @@ class Connection:
         d = self.repository.show(accession)
         return {k: d[k] for k in ("accession", "title", "access", "embargo_until")}
 
+    def find_runs(
+        self,
+        *,
+        dataset: str | None = None,
+        status: str | None = None,
+        batch: str | None = None,
+        limit: int = 20,
+    ) -> list[RunRecord]:
+        """The runs the caller may see, newest first (``nanorepo runs``)."""
+        if self.remote:
+            from nanorepo.provenance import RunRecord
+
+            pages = self.client.runs(dataset=dataset, status=status, batch=batch, page_size=limit)
+            return [RunRecord.from_json(r) for r in islice(pages, limit)]
+        found: list[RunRecord] = self.repository.runs.find(
+            dataset=dataset, status=status, batch=batch, limit=limit
+        )
+        return found
+
     def image_names(self, ref: str) -> list[str]:
         """The names of a dataset version's images."""
         if self.remote:
