@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanorepo.catalog import Catalog, ImageRecord, VersionRecord
 from nanorepo.deposition._inputs import (
+    Inputs,
     check_unchanged,
     classify,
     confine_input,
@@ -269,6 +270,32 @@ def revise(
         dataset_dir / Layout.version_relpath(prev.number) / "manifest.json", prev.manifest_digest
     )
 
+    # The request's identity, from the checked inputs alone (no reader opened yet).
+    given = Inputs([], [], [], [])
+    reals = [given.confine(settings, p) for p in [*add, *replace.values()]]
+    sup_reals = [given.confine(settings, p) for p in supporting]
+    new_meta = read_metadata(settings, metadata) if metadata is not None else None
+    key_parts = {
+        "accession": accession,
+        "after": prev.number,
+        "metadata": json.loads(json.dumps(new_meta, default=str)) if new_meta is not None else None,
+        "inputs": [fingerprint(p, given.checked) for p in reals],
+        "supporting": [fingerprint(p, given.checked) for p in sup_reals],
+        "replace": sorted(replace),
+        "note": note,
+    }
+    key = deposit_key("revision", key_parts)
+    if prev.number > 1:
+        # Killed after publication and finished by a later process: the latest version is
+        # this very revision (the key of the same request made after the one before it).
+        earlier = deposit_key("revision", {**key_parts, "after": prev.number - 1})
+        with catalog.session() as s:
+            done = catalog.deposit(s, earlier)
+            found = done is not None and done.state == "recovered" and done.version == prev.number
+        if found:
+            mark(catalog, earlier, "published")
+            return result_of(catalog, accession, prev.number, resumed=True)
+
     kept = {n: im for n, im in prev_images.items() if n not in replace}
     inputs = classify(settings, list(add), supporting, pattern, set(kept))
     from nanorepo.ome import open_source
@@ -283,8 +310,8 @@ def revise(
     new_sources = inputs.sources + rep_sources
 
     # The metadata of the new version: the new file if given, else the previous one.
-    if metadata is not None:
-        meta = read_metadata(settings, metadata)
+    if new_meta is not None:
+        meta = new_meta
     else:
         meta = {
             k: v
@@ -331,26 +358,6 @@ def revise(
         }
         record["study"] = prev_record.get("study", {})
 
-    key_parts = {
-        "accession": accession,
-        "after": prev.number,
-        "metadata": json.loads(json.dumps(meta, default=str)) if metadata is not None else None,
-        "inputs": [fingerprint(p, inputs.checked) for p in inputs.originals],
-        "supporting": [fingerprint(p, inputs.checked) for p in inputs.supporting],
-        "replace": sorted(replace),
-        "note": note,
-    }
-    key = deposit_key("revision", key_parts)
-    if prev.number > 1:
-        # Killed after publication and finished by a later process: the latest version is
-        # this very revision (the key of the same request made after the one before it).
-        earlier = deposit_key("revision", {**key_parts, "after": prev.number - 1})
-        with catalog.session() as s:
-            done = catalog.deposit(s, earlier)
-            found = done is not None and done.state == "recovered" and done.version == prev.number
-        if found:
-            mark(catalog, earlier, "published")
-            return result_of(catalog, accession, prev.number, resumed=True)
     with catalog.session() as s:
         dep = catalog.deposit(s, key)
         if dep is None:

@@ -146,8 +146,17 @@ def write_manifest(manifest: Manifest, path: Path) -> str:
 
 
 def load_manifest(path: Path, expected_digest: str | None = None) -> Manifest:
-    """Read a manifest, checking its digest when one is expected."""
-    data = path.read_bytes()
+    """Read a manifest (through the confined open: a link or special file in its place is
+    an :class:`IntegrityError`), checking its digest when one is expected."""
+    from nanorepo.storage._confined import NotRegularFile, read_beneath
+
+    try:
+        data = read_beneath(path.parent, path.name)
+    except NotRegularFile as exc:
+        raise IntegrityError(
+            f"{path.name}: the manifest is {exc.kind}; refused, not read",
+            hint="storage was altered: `nanorepo verify` names every such object",
+        ) from None
     if expected_digest is not None and sha256_hex(data) != expected_digest:
         raise IntegrityError(
             f"{path}: manifest digest {sha256_hex(data)} differs from the recorded {expected_digest}",

@@ -90,3 +90,21 @@ def test_demo_works_with_allowed_roots(cli_env: dict[str, str], tmp_path: Path) 
     assert r.returncode == 0, r.stderr[-2000:]
     assert all(d["accession"].startswith("S-NANO") for d in json.loads(r.stdout))
     assert [d.name for d in (Path(cli_env["NANOREPO_HOME"]) / "staging").iterdir()] == []
+
+
+def test_a_revision_killed_after_publication_reports_its_version_when_run_again(
+    cli_env: dict[str, str], tmp_path: Path, metadata_file: Path
+) -> None:
+    assert _run(cli_env, "deposit", *_inputs(tmp_path), "--title", "R",
+                "--metadata", str(metadata_file)).returncode == 0  # fmt: skip
+    extra = tmp_path / "inputs" / "cell9.ome.tif"
+    write_ome_tiff(extra, seed=9)
+    args = ["revise", "S-NANO1", "--add", str(extra), "--note", "add cell9"]
+    p = _run(dict(cli_env, NANOREPO_FAILPOINT="revise-mid-publish"), *args)
+    assert p.returncode == -signal.SIGKILL
+    _run(cli_env, "list", "--json")  # another command finishes the publication
+    again = _run(cli_env, *args)
+    assert again.returncode == 0, again.stderr
+    assert "S-NANO1@v2" in again.stdout + again.stderr
+    shown = json.loads(_run(cli_env, "show", "S-NANO1", "--json").stdout)
+    assert shown["version"] == 2  # not a duplicate v3
