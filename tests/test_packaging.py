@@ -181,22 +181,46 @@ def test_clean_virtualenv_installs_the_plain_wheel_from_the_lock(tmp_path: Path)
     installed = {_normal(p["name"]) for p in json.loads(listed)}
     assert "nanorepo" in installed
     assert not installed & NOT_IN_PLAIN_INSTALL, sorted(installed & NOT_IN_PLAIN_INSTALL)
-    # What a scientist does first: import, and make a client (no server extra needed).
-    code = (
-        "import time; t = time.perf_counter(); import nanorepo; "
-        "dt = time.perf_counter() - t; "
-        "from nanorepo.client import Client; c = Client('http://127.0.0.1:9'); c.close(); "
-        "print(nanorepo.__version__, round(dt * 1000, 1))"
-    )
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [python, "-c", code], check=True, capture_output=True, text=True, timeout=120,
-        cwd=tmp_path, env={k: v for k, v in env.items() if not k.startswith("NANOREPO_")},
-    ).stdout.split()  # fmt: skip
-    assert out[0] == nanorepo.__version__
+    # What a scientist does first: import, then open a dataset of a running service
+    # (NANOREPO_URL) and read pixels, with no server extra installed.
+    from nanorepo.repository import Repository
+    from nanorepo.settings import Settings
+    from nanorepo.testing._service import live_service, seed_repository
+
+    settings = Settings.from_env(tmp_path / "home", env={"NANOREPO_USER": "alice"})
+    with Repository(settings, create=True) as repo:
+        seed = seed_repository(repo, tmp_path / "seed")
+        code = (
+            "import time; t = time.perf_counter(); import nanorepo; "
+            "dt = time.perf_counter() - t; "
+            f"ds = nanorepo.open({seed.public!r}); img = ds.images[0]; "
+            "print(nanorepo.__version__, round(dt * 1000, 1), "
+            "int(img.to_xarray(0).isel(c=0).sum().values))"
+        )
+        plain = {k: v for k, v in env.items() if not k.startswith(("NANOREPO_", "JUPYTERHUB_"))}
+        with live_service(settings, repo=repo) as live:
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                [python, "-c", code], capture_output=True, text=True, timeout=300,
+                cwd=tmp_path, env={**plain, "NANOREPO_URL": live.url},
+            )  # fmt: skip
+            elapsed_s = time.perf_counter() - t0
+            local = int(_first_channel_sum(repo, seed.public))
+    assert out.returncode == 0, out.stderr[-3000:]
+    version, import_ms, total = out.stdout.split()
+    assert version == nanorepo.__version__
+    assert int(total) == local > 0  # the same pixels as read next to the storage
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     size_mb = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 1e6
     print(
         f"\nplain install: {len(installed)} packages, {size_mb:.0f} MB; import nanorepo "
-        f"{out[1]} ms; interpreter start + client {1000 * (time.perf_counter() - t0):.0f} ms"
+        f"{import_ms} ms; interpreter start, import, open and read over HTTP {elapsed_s:.1f} s"
     )
+
+
+def _first_channel_sum(repo: Any, accession: str) -> float:
+    """The sum of the first channel of the dataset's first image, read from storage."""
+    from nanorepo.access import open_version
+
+    ds = open_version(repo.layout, accession, None, catalog=repo.catalog)
+    return float(ds.images[0].to_xarray(0).isel(c=0).sum().values)
