@@ -272,13 +272,22 @@ class RenderPool:
 _POOL: RenderPool | None = None
 
 
-def use_render_pool(pool: RenderPool | None) -> RenderPool | None:
+def use_render_pool(pool: RenderPool | None, *, instead_of: RenderPool | None = None) -> None:
     """Render longer posts of this process in ``pool`` from now on (``None``: in the
-    calling thread again); returns the pool used before. The service installs one for
-    its lifetime; the CLI renders in-process."""
+    calling thread again). The service installs one for its lifetime; the CLI renders
+    in-process.
+
+    With ``instead_of``, the change happens only while that pool is the one in use: a
+    service stopping late (several services in one process, as in tests) never removes
+    the pool of a service that started after it.
+    """
     global _POOL
-    before, _POOL = _POOL, pool
-    return before
+    with _SWAP:
+        if instead_of is None or _POOL is instead_of:
+            _POOL = pool
+
+
+_SWAP = threading.Lock()
 
 
 def _sanitise(html: str, *, allow_remote_images: bool = False) -> str:

@@ -388,11 +388,11 @@ def create_app(
         # Markdown renders in worker processes with a time budget, never in this process
         # (a hostile post would hold the interpreter and delay every other request).
         pool = RenderPool()
-        before = use_render_pool(pool)
+        use_render_pool(pool)
         try:
             yield
         finally:
-            use_render_pool(before)
+            use_render_pool(None, instead_of=pool)
             pool.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
