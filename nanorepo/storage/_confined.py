@@ -173,24 +173,24 @@ def hash_beneath(
     buf = bytearray(_BLOCK)
     view = memoryview(buf)
     size = 0
-    out = open(copy_to, "wb") if copy_to is not None else None  # noqa: SIM115
-    try:
-        while limit is None or size < limit:
-            want = _BLOCK if limit is None else min(_BLOCK, limit - size)
-            n = os.readv(fd, [view[:want]])
-            if not n:
-                break
-            h.update(view[:n])
+    with os.fdopen(fd, "rb", buffering=0) as f:  # owns (and closes) the descriptor
+        out = open(copy_to, "wb") if copy_to is not None else None  # noqa: SIM115
+        try:
+            while limit is None or size < limit:
+                want = _BLOCK if limit is None else min(_BLOCK, limit - size)
+                n = f.readinto(view[:want])
+                if not n:
+                    break
+                h.update(view[:n])
+                if out is not None:
+                    out.write(view[:n])
+                size += n
             if out is not None:
-                out.write(view[:n])
-            size += n
-        if out is not None:
-            out.flush()
-            os.fsync(out.fileno())
-    finally:
-        os.close(fd)
-        if out is not None:
-            out.close()
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            if out is not None:
+                out.close()
     return FileDigest(h.hexdigest(), size)
 
 
