@@ -131,6 +131,7 @@ PUBLIC = {
         "OmeZarrImage",
         "WrittenImage",
         "WrittenLevel",
+        "binary_only_master",
         "check",
         "is_image",
         "is_localisation_table",

@@ -203,7 +203,12 @@ def classify(
     pattern: str | None,
     taken: set[str],
 ) -> Inputs:
-    from nanorepo.ome import is_localisation_table, open_sources, read_localisations
+    from nanorepo.ome import (
+        binary_only_master,
+        is_localisation_table,
+        open_sources,
+        read_localisations,
+    )
 
     inputs = Inputs([], [], [], [])
     names = set(taken)
@@ -218,6 +223,20 @@ def classify(
         inputs.supporting = [inputs.confine(settings, s) for s in supporting]
     for p in reals if not errors else []:
         inputs.originals.append(p)
+        master = binary_only_master(p) if p.is_file() and not is_localisation_table(p) else None
+        if master is not None:
+            # A multi-file OME-TIFF's companion (Bio-Formats writes them): its planes are
+            # read through the file holding the OME-XML, which must be deposited with it.
+            if not any(r.parent == p.parent and r.name == master for r in reals):
+                errors.append(
+                    InvalidInput(
+                        f"{p.name} is a companion of the multi-file OME-TIFF {master[:200]!r} "
+                        "(its OME-XML is only <BinaryOnly>), which is not deposited with it",
+                        hint=f"deposit {master[:200]!r} and its companions together, side by "
+                        "side in one folder; nothing was deposited",
+                    )
+                )
+            continue
         try:
             if p.is_file() and is_localisation_table(p):
                 name = safe_name(file_stem(p))

@@ -13,6 +13,7 @@ from nanorepo.ome._read import OmeZarrImage
 from nanorepo.ome._smlm import CANONICAL_COLUMNS, LocalisationTable, read_localisations
 from nanorepo.ome._source import AXES, ArraySource, Channel, ImageSource
 from nanorepo.ome._thumbnail import png_bytes, render_rgb, thumbnail
+from nanorepo.ome._tiff import binary_only_master
 from nanorepo.ome._write import WrittenImage, WrittenLevel, write_image
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "OmeZarrImage",
     "WrittenImage",
     "WrittenLevel",
+    "binary_only_master",
     "check",
     "is_image",
     "is_localisation_table",

@@ -460,6 +460,33 @@ def check_companions(path: Path, ome_xml: str) -> list[Path]:
     return out
 
 
+_BINARY_ONLY_RE = re.compile(r"<(?:[\w.-]+:)?BinaryOnly\b([^>]*)>")
+_METADATA_FILE_RE = re.compile(r"""\bMetadataFile\s*=\s*("[^"]*"|'[^']*')""")
+
+
+def binary_only_master(path: Path) -> str | None:
+    """The ``MetadataFile`` a multi-file OME-TIFF companion points to, or ``None``.
+
+    Bio-Formats writes multi-file OME-TIFFs as one file holding the OME-XML and companions
+    whose OME-XML is only ``<BinaryOnly MetadataFile="..."/>``: such a companion is no image
+    of its own. Only the first page's description is read (no other file is opened).
+    """
+    import html
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.pages.first.description if tif.pages else ""
+    except Exception:
+        return None  # not a readable TIFF: the image readers say what is wrong with it
+    found = _BINARY_ONLY_RE.search(xml or "")
+    if not found:
+        return None
+    attr = _METADATA_FILE_RE.search(found.group(1))
+    return html.unescape(attr.group(1)[1:-1]) if attr else ""
+
+
 def _open_all(path: str | Path, name: str | None, only: int | None) -> tuple[list[TiffSource], int]:
     import tifffile
 

@@ -21,7 +21,7 @@ import pytest
 import tifffile
 
 from nanorepo.deposition._inputs import check_unchanged, confine_input
-from nanorepo.errors import PathNotAllowed, UnsafeInput
+from nanorepo.errors import InvalidInput, PathNotAllowed, UnsafeInput
 from nanorepo.samples import write_plane_directory
 from tests.conftest import write_ome_tiff
 
@@ -203,3 +203,41 @@ def test_an_input_swapped_for_a_link_after_the_check_is_refused(
         UnsafeInput, match=r"cell\.ome\.tif was replaced while it was being deposited"
     ):
         check_unchanged(checked)
+
+
+def _binary_only(path: Path) -> Path:
+    """A companion as Bio-Formats writes it: one plane, OME-XML only ``<BinaryOnly>``."""
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+        'UUID="urn:uuid:00000000-0000-0000-0000-00000000000b">'
+        '<BinaryOnly MetadataFile="a.ome.tif" '
+        'UUID="urn:uuid:00000000-0000-0000-0000-00000000000a"/></OME>'
+    )
+    tifffile.imwrite(path, np.full((32, 32), 9, np.uint16), description=xml, metadata=None)
+    return path
+
+
+def test_companions_deposited_together_side_by_side_are_read(
+    sqlite_repo: Any, tmp_path: Path, metadata_file: Path
+) -> None:
+    """The rule refuses only what was not given: a multi-file OME-TIFF whose companion is
+    deposited with it, in the same folder, still deposits with every plane in place."""
+    a = _multifile(tmp_path / "upload", "b.ome.tif")
+    b = _binary_only(tmp_path / "upload" / "b.ome.tif")
+    result = sqlite_repo.deposit([a, b], title="T", metadata=metadata_file)
+    assert result.images == ["a"]  # the companion is no image of its own
+    assert "originals/b.ome.tif" in result.files  # but kept as deposited
+    (img,) = sqlite_repo.open(result.accession).images
+    planes = np.asarray(img.to_xarray(level=0)).reshape(2, 32, 32)
+    assert (planes[0].max(), planes[1].max()) == (7, 9)
+
+
+def test_a_binary_only_companion_without_its_metadata_file_is_refused(
+    sqlite_repo: Any, tmp_path: Path, metadata_file: Path
+) -> None:
+    _multifile(tmp_path / "upload", "b.ome.tif")
+    b = _binary_only(tmp_path / "upload" / "b.ome.tif")
+    with pytest.raises(InvalidInput, match=r"b\.ome\.tif is a companion of the multi-file"):
+        sqlite_repo.deposit([b], title="T", metadata=metadata_file)
+    _nothing_written(sqlite_repo)
