@@ -47,8 +47,13 @@ def serve_cmd(c: _Ctx, host: str | None, port: int | None, hub_service_url: str 
     """
     import uvicorn
 
+    from nanorepo.repository import catalog_exists, no_repository
     from nanorepo.service import create_app
 
+    # Serving creates nothing: a missing repository is a clear error here, not a traceback
+    # from the app's startup after the address was already printed.
+    if not catalog_exists(c.settings.database_url):
+        raise no_repository(c.settings)
     if hub_service_url:
         hub = urlsplit(hub_service_url)
         host = host or hub.hostname

@@ -10,6 +10,7 @@ next to its destination, then renamed.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -40,14 +41,23 @@ def fsync_tree(top: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that it is either absent, or complete and durable."""
+    """Write a file so that it is either absent, or complete and durable.
+
+    The temporary name is the writer's own (process id and a random part): two processes
+    writing the same content-addressed file at once (a batch's runs storing one notebook)
+    must not rename each other's temporary file away.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def publish_dir(src: Path, dst: Path, incoming: Path) -> None:

@@ -217,6 +217,15 @@ def _assert_clean_stop(proc: subprocess.Popen[str], took: float, err: str) -> No
 
 def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     env = _clean_env(tmp_path / "home")
+    # no repository yet: serve creates none and says so, without a traceback
+    proc = _serve(env, "--port", str(_free_port()))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "there is no nanorepo repository at" in err and "nanorepo init" in err
+    assert "Traceback" not in err and not (tmp_path / "home" / "catalog.sqlite").exists()
+    subprocess.run(
+        [sys.executable, "-m", "nanorepo", "init"], env=env, check=True, capture_output=True
+    )
     port = _free_port()
     proc = _serve(env, "--port", str(port))
     try:

@@ -112,7 +112,7 @@ def test_image_detail_and_list(service: Any) -> None:
         for bad, what in [({"filter": "no-colon"}, "KEY:VALUE"), ({"sort": 'a"b'}, "sort"),
                           ({"order": "sideways"}, "order"), ({"limit": "0"}, "limit"),
                           ({"cursor": "garbage!"}, "cursor"),
-                          ({"filter": "condition:a\x00b"}, "control characters"),
+                          ({"filter": "condition:a\x00b"}, "contains a NUL character"),
                           ({"q": "\x07"}, "control characters")]:  # fmt: skip
             r = c.get(f"/datasets/{acc}/versions/v1/images", params=bad)
             assert r.status_code == 422, bad
