@@ -5,7 +5,8 @@ One lock per install flavour, each the full, exact, hash-checked set of packages
 
 - ``base.txt``    the library, client and CLI (no extra)
 - ``server.txt``  ``[server]``: the service and its catalog
-- ``hub.txt``     ``[hub]``: the research environment
+- ``hub.txt``     ``[hub]`` plus the build requirements: the research environment, what
+  ``./dev up`` installs (no test tools)
 - ``napari.txt``  ``[napari]``: the napari plugin with Qt
 - ``test.txt``    ``[test]`` plus the wheel's build requirements: what ``./dev`` installs
 
@@ -67,6 +68,10 @@ def recorded_digest(lock: Path) -> str | None:
     return first[len(DIGEST_PREFIX) :] if first.startswith(DIGEST_PREFIX) else None
 
 
+#: the flavours ``./dev`` installs nanorepo (editable) from: ``up`` (hub) and ``test``
+BUILDS_NANOREPO = ("test", "hub")
+
+
 def _compile(uv: str, flavour: str, extras: list[str], extra_args: list[str]) -> None:
     out = HERE / f"{flavour}.txt"
     cmd = [
@@ -81,11 +86,11 @@ def _compile(uv: str, flavour: str, extras: list[str], extra_args: list[str]) ->
     # builds with --no-build-isolation; a fixed name keeps the lock's annotations stable
     build = HERE / "build-system.in"
     try:
-        if flavour == "test":
+        if flavour in BUILDS_NANOREPO:
             reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
             build.write_text("\n".join([*reqs["requires"], "editables"]) + "\n")
             cmd.append(str(build.relative_to(ROOT)))
-        else:
+        if flavour != "test":
             cmd += ["--constraint", str((HERE / "test.txt").relative_to(ROOT))]
         env = {**os.environ, "UV_NO_CONFIG": "1"}
         subprocess.run(cmd, check=True, cwd=ROOT, env=env)
