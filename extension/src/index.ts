@@ -16,6 +16,9 @@
  * - `nanorepo:open-training`: show `~/nanorepo-notebooks/training` and open the first
  *   training notebook.
  *
+ * The launcher has a "nanorepo" section with cards for the Repository panel and the
+ * training notebooks.
+ *
  * Lab opened as `lab?nanorepo-dataset=ACC` shows the panel and opens that dataset's page.
  */
 import {
@@ -28,6 +31,7 @@ import {
   MainAreaWidget,
   WidgetTracker
 } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -110,14 +114,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ILayoutRestorer,
     INotebookTracker,
     ISettingRegistry,
-    ICommandPalette
+    ICommandPalette,
+    ILauncher
   ],
   activate: async (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     notebooks: INotebookTracker | null,
     registry: ISettingRegistry | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null
   ): Promise<void> => {
     let settings: ISettingRegistry.ISettings | null = null;
     if (registry) {
@@ -320,6 +326,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
           notifyError('Training notebooks', error);
         }
       }
+    });
+
+    // Launcher cards: where a new user looks first on a fresh server
+    launcher?.add({
+      command: CommandIDs.search,
+      category: 'nanorepo',
+      rank: 0
+    });
+    launcher?.add({
+      command: CommandIDs.openTraining,
+      category: 'nanorepo',
+      rank: 1
     });
 
     palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });

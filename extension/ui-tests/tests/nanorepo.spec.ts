@@ -542,9 +542,15 @@ test('the landing page shows what alice may see and opens a dataset in her Lab',
   await expect(page.locator('#nanorepo-repository')).toBeVisible();
 
   // the training notebooks, from the command palette
+  await page.locator('#nanorepo-repository').click(); // focus on Lab, not the page
   await page.keyboard.press('Control+Shift+C');
-  await page.locator('.lm-CommandPalette-input').fill('Training Notebooks');
-  await page.keyboard.press('Enter');
+  const paletteInput = page.locator('.lm-CommandPalette-input');
+  await expect(paletteInput).toBeVisible();
+  await paletteInput.fill('Training Notebooks');
+  await page
+    .locator('.lm-CommandPalette-item', { hasText: 'Training Notebooks' })
+    .first()
+    .click();
   await expect(
     page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
       hasText: '01_finding_and_opening.ipynb'
@@ -552,4 +558,22 @@ test('the landing page shows what alice may see and opens a dataset in her Lab',
   ).toBeVisible({
     timeout: 60_000
   });
+
+  // a new launcher has a nanorepo section with both cards
+  await page.locator('.lm-MenuBar-item', { hasText: 'File' }).click();
+  await page
+    .locator('.lm-Menu-item', { hasText: 'New Launcher' })
+    .first()
+    .click();
+  const section = page.locator('.jp-Launcher-section', {
+    has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'nanorepo' })
+  });
+  await expect(section.locator('.jp-LauncherCard')).toHaveText([
+    /Search the Repository/,
+    /Training Notebooks/
+  ]);
+  await section
+    .locator('.jp-LauncherCard', { hasText: 'Search the Repository' })
+    .click();
+  await expect(page.locator('#nanorepo-repository')).toBeVisible();
 });
