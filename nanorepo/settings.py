@@ -79,6 +79,9 @@ class Settings:
         Largest request body of any route but the streamed uploads, in bytes
         (``NANOREPO_MAX_BODY_BYTES``, default 4 MiB); larger bodies get 413 while they
         stream in, before they are buffered.
+    render_budget_ms:
+        Most CPU time one annotation post may take to render, in milliseconds
+        (``NANOREPO_RENDER_BUDGET_MS``, default 2000): a longer render is cut off with 422.
     hub_cache_s:
         How long a hub's answer about a token (owner, groups, admin) is reused, in seconds
         (``NANOREPO_HUB_CACHE_S``, default 20, at most 30): the bound on how long a revoked
@@ -132,6 +135,7 @@ class Settings:
     public_url: str | None = None
     max_body_bytes: int = 4 << 20
     hub_cache_s: int = 20
+    render_budget_ms: int = 2000
     service_prefix: str = "/"
     hub_api_url: str | None = None
     hub_api_token: str | None = None
@@ -179,6 +183,7 @@ class Settings:
             public_url=(env.get("NANOREPO_PUBLIC_URL") or "").rstrip("/") or None,
             max_body_bytes=_int(env, "NANOREPO_MAX_BODY_BYTES", 4 << 20, 1024, 1 << 40),
             hub_cache_s=_int(env, "NANOREPO_HUB_CACHE_S", 20, 0, 30),
+            render_budget_ms=_int(env, "NANOREPO_RENDER_BUDGET_MS", 2000, 50, 60_000),
             service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or "/",
             hub_api_url=env.get("JUPYTERHUB_API_URL") or None,
             hub_api_token=(
@@ -213,6 +218,7 @@ class Settings:
             "NANOREPO_ALLOWED_ROOTS": os.pathsep.join(str(p) for p in self.allowed_roots),
             "NANOREPO_MAX_BODY_BYTES": str(self.max_body_bytes),
             "NANOREPO_HUB_CACHE_S": str(self.hub_cache_s),
+            "NANOREPO_RENDER_BUDGET_MS": str(self.render_budget_ms),
         }
         if self.public_url:
             env["NANOREPO_PUBLIC_URL"] = self.public_url

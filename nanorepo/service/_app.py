@@ -387,7 +387,7 @@ def create_app(
         task = asyncio.create_task(_release_due_embargoes(state, embargo_check_s))
         # Markdown renders in worker processes with a time budget, never in this process
         # (a hostile post would hold the interpreter and delay every other request).
-        pool = RenderPool()
+        pool = RenderPool(budget_s=settings.render_budget_ms / 1000)
         use_render_pool(pool)
         try:
             yield
