@@ -469,6 +469,7 @@ for _command in COMMANDS + RUN_COMMANDS:  # serve, token, user, grant, ...; run,
     cli.add_command(_command)
 cli.add_command(__import__("nanorepo.cli._up", fromlist=["up_cmd"]).up_cmd)  # nanorepo up
 cli.add_command(__import__("nanorepo.cli._view", fromlist=["view_cmd"]).view_cmd)  # view
+cli.add_command(__import__("nanorepo.cli._cite", fromlist=["cite_cmd"]).cite_cmd)  # cite
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from nanorepo.service import _annotations, _datasets, _deposits, _images, _runs, _zarr
+from nanorepo.service import _annotations, _citation, _datasets, _deposits, _images, _runs, _zarr
 
 __all__ = ["LARGER_BODIES", "ROUTERS", "STREAMED_UPLOADS"]
 
 ROUTERS = [
     _datasets.router,
+    _citation.router,
     _annotations.router,
     _deposits.router,
     _images.router,
