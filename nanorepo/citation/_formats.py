@@ -252,16 +252,15 @@ def datacite_json(r: CitationRecord) -> dict[str, Any]:
     subjects = [{"subject": t} for t in terms]  # the schema wants each subject once
     if subjects:
         data["subjects"] = subjects
-    if r.url and len(r.versions) > 1:  # other versions, where they resolve
-        base = r.url.rsplit("/", 1)[0]
+    others = [(v, r.version_url(v)) for v in r.versions if v != r.version]
+    if r.base_url and others:  # the other versions, where they resolve
         data["relatedIdentifiers"] = [
             {
-                "relatedIdentifier": f"{base}/v{v}",
+                "relatedIdentifier": url,
                 "relatedIdentifierType": "URL",
                 "relationType": "IsNewVersionOf" if v < r.version else "IsPreviousVersionOf",
             }
-            for v in r.versions
-            if v != r.version
+            for v, url in others
         ]
     _validate_datacite(data)
     return data

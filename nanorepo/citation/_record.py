@@ -74,7 +74,7 @@ class CitationRecord:
     title: str
     authors: tuple[Author, ...]
     date: str  #: publication date of the version, YYYY-MM-DD
-    url: str | None = None  #: where the version resolves (the configured public URL), if any
+    base_url: str | None = None  #: the service's public address, if configured
     doi: str | None = None
     license: str | None = None
     description: str | None = None
@@ -90,6 +90,18 @@ class CitationRecord:
         return f"{self.accession}@v{self.version}"
 
     @property
+    def url(self) -> str | None:
+        """The version's landing page (``{public URL}/S-NANO1@v2``), if the service has a
+        configured public address."""
+        return self.version_url(self.version)
+
+    def version_url(self, version: int) -> str | None:
+        """The landing page of another version of the same dataset."""
+        if not self.base_url:
+            return None
+        return f"{self.base_url.rstrip('/')}/{self.accession}@v{version}"
+
+    @property
     def year(self) -> str:
         return self.date[:4]
 
@@ -102,7 +114,7 @@ class CitationRecord:
     def from_show(cls, show: Mapping[str, Any], base_url: str | None = None) -> CitationRecord:
         """The record of the version described by ``show`` (what ``Repository.show`` and
         ``nanorepo show --json`` return). ``base_url`` is the service's public address
-        (``NANOREPO_PUBLIC_URL``): the citation's URL points at the version there."""
+        (``NANOREPO_PUBLIC_URL``): the citation's URL is the version's landing page there."""
         metadata = show.get("metadata") or {}
         study = metadata.get("study") or {}
         mutable = show.get("mutable") or {}
@@ -113,9 +125,6 @@ class CitationRecord:
         if isinstance(keywords, str):
             keywords = [k.strip() for k in keywords.split(",")]
         accession, version = str(show["accession"]), int(show["version"])
-        url = None
-        if base_url:
-            url = f"{base_url.rstrip('/')}/datasets/{accession}/versions/v{version}"
         doi = _text(mutable.get("doi")) or _text(study.get("doi")) or None
         return cls(
             accession=accession,
@@ -123,7 +132,7 @@ class CitationRecord:
             title=str(show.get("title") or study.get("title") or accession),
             authors=authors,
             date=str(show.get("created") or "")[:10],
-            url=url,
+            base_url=base_url.rstrip("/") if base_url else None,
             doi=doi.removeprefix("https://doi.org/") if doi else None,
             license=_text(show.get("license") or mutable.get("license") or study.get("license"))
             or None,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from nanorepo.service import _annotations, _citation, _datasets, _deposits, _images, _runs, _zarr
+from nanorepo.service import (
+    _annotations,
+    _citation,
+    _datasets,
+    _deposits,
+    _images,
+    _pages,
+    _runs,
+    _zarr,
+)
 
 __all__ = ["LARGER_BODIES", "ROUTERS", "STREAMED_UPLOADS"]
 
@@ -14,6 +23,7 @@ ROUTERS = [
     _images.router,
     _runs.router,
     _zarr.router,
+    _pages.router,  # last: /S-NANO{rest} landing pages (they match accessions only)
 ]
 
 #: Routes that stream their body to disk and enforce their own limit while doing so

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ import rispy
 from lxml import etree
 
 from nanorepo.citation import FORMATS, CitationRecord, cite
-from nanorepo.settings import Settings
+from tests.publication.conftest import PUBLIC
 
-PUBLIC = "https://repo.example.org/nano"
 #: a title that tries to close its field and add one of its own, in every syntax
 HOSTILE = "Pores & rings: 50% {done}}, note = {pwned}\nER  - \nTY  - JOUR \\ ~^ $x_1$ #1"
 
@@ -55,7 +53,7 @@ def _show(title: str = "NPC rings in U2OS", **extra: Any) -> dict[str, Any]:
 
 def test_every_format_parses_back_with_its_own_library() -> None:
     r = CitationRecord.from_show(_show(), PUBLIC)
-    url = f"{PUBLIC}/datasets/S-NANO7/versions/v2"
+    url = f"{PUBLIC}/S-NANO7@v2"
 
     lib = bibtexparser.parse_string(cite(r, "bibtex"))
     assert not lib.failed_blocks and len(lib.entries) == 1
@@ -92,7 +90,7 @@ def test_every_format_parses_back_with_its_own_library() -> None:
     )
     assert data["relatedIdentifiers"] == [
         {
-            "relatedIdentifier": f"{PUBLIC}/datasets/S-NANO7/versions/v1",
+            "relatedIdentifier": f"{PUBLIC}/S-NANO7@v1",
             "relatedIdentifierType": "URL",
             "relationType": "IsNewVersionOf",
         }
@@ -141,25 +139,6 @@ def test_an_unknown_format_is_refused_with_the_formats_named() -> None:
     assert "bibtex" in (info.value.hint or "")
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A seeded SQLite repository published under :data:`PUBLIC`, and its service."""
-    from nanorepo.repository import Repository
-    from nanorepo.testing._service import live_service, seed_repository
-
-    tmp = tmp_path_factory.mktemp("cite")
-    settings = Settings.from_env(
-        tmp / "home", env={"NANOREPO_USER": "alice", "NANOREPO_PUBLIC_URL": PUBLIC}
-    )
-    repo = Repository(settings, create=True)
-    seed = seed_repository(repo, tmp / "seed")
-    with live_service(settings, repo=repo) as service:
-        service.seed = seed
-        service.settings = settings
-        yield service
-    repo.close()
-
-
 def test_service_cites_what_the_caller_may_see_under_the_public_url(live: Any) -> None:
     seed = live.seed
     path = "/datasets/{}/versions/v1/citation"
@@ -169,7 +148,7 @@ def test_service_cites_what_the_caller_may_see_under_the_public_url(live: Any) -
                   headers={"Host": "evil.example"})  # fmt: skip
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("application/x-bibtex")
-        assert f"url = {{{PUBLIC}/datasets/{seed.public}/versions/v1}}" in r.text
+        assert f"url = {{{PUBLIC}/{seed.public}@v1}}" in r.text
         assert "evil.example" not in r.text
         assert "{Alice}" in r.text and "{Public pores}" in r.text
         # revalidation
