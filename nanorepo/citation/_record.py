@@ -125,6 +125,7 @@ class CitationRecord:
         if isinstance(keywords, str):
             keywords = [k.strip() for k in keywords.split(",")]
         accession, version = str(show["accession"]), int(show["version"])
+        images = show.get("images") or []  # per-image techniques, when the study names none
         doi = _text(mutable.get("doi")) or _text(study.get("doi")) or None
         return cls(
             accession=accession,
@@ -138,7 +139,9 @@ class CitationRecord:
             or None,
             description=_text(mutable.get("description") or study.get("description")) or None,
             keywords=tuple(k for k in (str(x).strip() for x in keywords) if k),
-            technique=_text(acquisition.get("technique")) or None,
+            technique=_text(acquisition.get("technique"))
+            or ", ".join(sorted({str(i["technique"]) for i in images if i.get("technique")}))
+            or None,
             organism=_text(biosample.get("organism")) or None,
             size_bytes=show.get("size_bytes"),
             versions=tuple(int(v["version"]) for v in show.get("versions") or []),

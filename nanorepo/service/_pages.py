@@ -45,7 +45,7 @@ from nanorepo.errors import DatasetNotFound
 from nanorepo.policy import Principal
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
 from nanorepo.service._datasets import version_row
-from nanorepo.service._landing import hub_base, lab_link, terabytes
+from nanorepo.service._landing import hub_base, lab_link
 from nanorepo.storage import ACCESSION_RE
 
 __all__ = ["PAGE_CSP", "router"]
@@ -68,6 +68,14 @@ BIOSCHEMAS_DATASET = "https://bioschemas.org/profiles/Dataset/1.0-RELEASE"
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _size(n: int) -> str:
+    """A file's or image's size for people (decimal units, as storage is sold)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} B"
 
 
 def _spdx(license: str | None) -> str | None:
@@ -95,6 +103,7 @@ class _Page:
             select(Image).where(Image.version_id == vid).order_by(col(Image.name)).limit(MAX_ITEMS)
         ).all()
         self.image_count = s.exec(select(func.count()).where(Image.version_id == vid)).one()
+        techniques = s.exec(select(Image.technique).where(Image.version_id == vid).distinct()).all()
         self.files: Sequence[File] = s.exec(
             select(File).where(File.version_id == vid).order_by(col(File.name)).limit(MAX_ITEMS)
         ).all()
@@ -117,6 +126,7 @@ class _Page:
                 "mutable": self.ds.mutable,
                 "metadata": self.metadata,
                 "versions": [{"version": x.number} for x in self.versions],
+                "images": [{"technique": t} for t in techniques],
             },
             st.settings.public_url,
         )
@@ -152,6 +162,11 @@ class _Page:
             f"datasets/{self.ds.accession}/versions/v{self.v.number}/images/"
             f"{quote(im.name)}/thumbnail.png?size=128"
         )
+
+    def here(self, url: str) -> str:
+        """``url`` as a same-origin path for the HTML page (links and thumbnails load from
+        where the page was served; the absolute public URLs are for machines)."""
+        return self.prefix + url[len(self.base) :] if url.startswith(self.base) else url
 
     @property
     def cite_as(self) -> str:
@@ -288,7 +303,7 @@ class _Page:
         if v.number < ds.latest_version:
             out.append(
                 f'<p class="nr-newer">A newer version exists: <a href="'
-                f'{_e(self.page_url(ds.latest_version))}">{_e(ds.accession)}@v'
+                f'{_e(self.here(self.page_url(ds.latest_version)))}">{_e(ds.accession)}@v'
                 f"{ds.latest_version}</a></p>"
             )
         if r.authors:
@@ -333,7 +348,7 @@ class _Page:
             ("Technique", _e(r.technique or "-")),
             ("Organism", _e(r.organism or "-")),
             ("Images", f"{self.image_count:,}"),
-            ("Size", _e(terabytes(v.size_bytes))),
+            ("Size", _e(_size(v.size_bytes))),
             ("Keywords", _e(", ".join(r.keywords) or "-")),
             (
                 "Discussion",
@@ -362,7 +377,7 @@ class _Page:
             ("datacite-xml", "DataCite XML"),
             ("datacite-json", "DataCite JSON"),
         ):
-            out.append(f'<a href="{_e(self.citation_url(fmt))}">{label}</a> ')
+            out.append(f'<a href="{_e(self.here(self.citation_url(fmt)))}">{label}</a> ')
         out.append("</p></section>")
         return "".join(out)
 
@@ -395,7 +410,7 @@ class _Page:
             px = ", ".join(f"{k} {v:g} nm" for k, v in (im.pixel_sizes or {}).items())
             shape = " × ".join(f"{n} {d}" for d, n in zip(im.dims, im.shape, strict=False))
             out.append(
-                f'<li><img src="{_e(self.thumbnail_url(im))}" alt="{_e(im.name)}" '
+                f'<li><img src="{_e(self.here(self.thumbnail_url(im)))}" alt="{_e(im.name)}" '
                 'width="96" height="96">'
                 f'<div><span class="nr-name">{_e(im.name)}</span> '
                 f'<span class="nr-dims">{_e(shape)}</span> '
@@ -415,8 +430,8 @@ class _Page:
         out.append("<th>file</th><th>role</th><th>size</th><th>SHA-256</th></tr></thead><tbody>")
         for f in self.files:
             out.append(
-                f'<tr><td><a href="{_e(self.file_url(f))}">{_e(f.name)}</a></td>'
-                f"<td>{_e(f.role)}</td><td>{_e(terabytes(f.size_bytes))}</td>"
+                f'<tr><td><a href="{_e(self.here(self.file_url(f)))}">{_e(f.name)}</a></td>'
+                f"<td>{_e(f.role)}</td><td>{_e(_size(f.size_bytes))}</td>"
                 f"<td><code>{_e(f.sha256[:16])}…</code></td></tr>"
             )
         out.append("</tbody></table></section>")
@@ -431,7 +446,7 @@ class _Page:
             cell = (
                 f"<strong>{label}</strong>"
                 if x.number == self.v.number
-                else f'<a href="{_e(self.page_url(x.number))}">{label}</a>'
+                else f'<a href="{_e(self.here(self.page_url(x.number)))}">{label}</a>'
             )
             out.append(
                 f"<tr><td>{cell}</td><td>{_e(x.created.date().isoformat())}</td>"
