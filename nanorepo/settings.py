@@ -81,7 +81,14 @@ class Settings:
         stream in, before they are buffered.
     render_budget_ms:
         Most CPU time one annotation post may take to render, in milliseconds
-        (``NANOREPO_RENDER_BUDGET_MS``, default 2000): a longer render is cut off with 422.
+        (``NANOREPO_RENDER_BUDGET_MS``, default 1000): a longer render is cut off with 422.
+    costly_per_minute:
+        Costly requests (long posts, imports, metadata edits, deposits) one client may make
+        a minute (``NANOREPO_COSTLY_PER_MINUTE``, default 30); more get 429 with
+        ``Retry-After``.
+    costly_slots:
+        Costly requests of one kind the service works on at once
+        (``NANOREPO_COSTLY_SLOTS``, default 0: one per CPU core); more get 503 at once.
     hub_cache_s:
         How long a hub's answer about a token (owner, groups, admin) is reused, in seconds
         (``NANOREPO_HUB_CACHE_S``, default 20, at most 30): the bound on how long a revoked
@@ -135,7 +142,9 @@ class Settings:
     public_url: str | None = None
     max_body_bytes: int = 4 << 20
     hub_cache_s: int = 20
-    render_budget_ms: int = 2000
+    render_budget_ms: int = 1000
+    costly_per_minute: int = 30
+    costly_slots: int = 0
     service_prefix: str = "/"
     hub_api_url: str | None = None
     hub_api_token: str | None = None
@@ -183,7 +192,9 @@ class Settings:
             public_url=(env.get("NANOREPO_PUBLIC_URL") or "").rstrip("/") or None,
             max_body_bytes=_int(env, "NANOREPO_MAX_BODY_BYTES", 4 << 20, 1024, 1 << 40),
             hub_cache_s=_int(env, "NANOREPO_HUB_CACHE_S", 20, 0, 30),
-            render_budget_ms=_int(env, "NANOREPO_RENDER_BUDGET_MS", 2000, 50, 60_000),
+            render_budget_ms=_int(env, "NANOREPO_RENDER_BUDGET_MS", 1000, 50, 60_000),
+            costly_per_minute=_int(env, "NANOREPO_COSTLY_PER_MINUTE", 30, 1, 1_000_000),
+            costly_slots=_int(env, "NANOREPO_COSTLY_SLOTS", 0, 0, 1024),
             service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or "/",
             hub_api_url=env.get("JUPYTERHUB_API_URL") or None,
             hub_api_token=(
@@ -219,6 +230,8 @@ class Settings:
             "NANOREPO_MAX_BODY_BYTES": str(self.max_body_bytes),
             "NANOREPO_HUB_CACHE_S": str(self.hub_cache_s),
             "NANOREPO_RENDER_BUDGET_MS": str(self.render_budget_ms),
+            "NANOREPO_COSTLY_PER_MINUTE": str(self.costly_per_minute),
+            "NANOREPO_COSTLY_SLOTS": str(self.costly_slots),
         }
         if self.public_url:
             env["NANOREPO_PUBLIC_URL"] = self.public_url

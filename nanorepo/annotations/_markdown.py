@@ -29,6 +29,7 @@ import os
 import queue
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -58,8 +59,9 @@ __all__ = [
 MAX_BODY_CHARS = 100_000
 #: Most seconds one post may take to render (in a :class:`RenderPool`). Ordinary text of
 #: :data:`MAX_BODY_CHARS` renders in about 0.5 s; the costliest patterns (``![`` repeated)
-#: run about 35 µs a character, so only hostile text reaches the budget.
-RENDER_BUDGET_S = 2.0
+#: run about 35 µs a character, so only hostile text reaches the budget (the worst of
+#: 100,000 characters, 1.3 s on a quiet machine, is cut off at 1 s).
+RENDER_BUDGET_S = 1.0
 #: Bodies up to this many characters render in the calling thread (at most ~10 ms even for
 #: the costliest patterns); longer ones go to the pool, when one is in use.
 _INLINE_CHARS = 256
@@ -190,16 +192,16 @@ class RenderPool:
 
     Rendering is pure Python: in the service's own process a long hostile post would hold
     the interpreter lock and delay every other request. Here each render runs in a worker
-    process at low CPU priority; a render that exceeds ``budget_s`` has its worker killed
-    (and replaced) and fails with :class:`InvalidInput`, so one post can cost at most
-    ``budget_s`` of CPU. Callers that find every worker busy wait up to ``wait_s``.
+    process at low CPU priority; a render that exceeds ``budget_s`` of CPU time has its
+    worker killed (and replaced) and fails with :class:`InvalidInput`, so one post can cost
+    at most ``budget_s`` of CPU. Callers that find every worker busy wait up to ``wait_s``.
 
     Parameters
     ----------
     workers:
         How many renders may run at once (default: the number of CPUs, at most 4).
     budget_s, wait_s:
-        Seconds a render may take; seconds a caller waits for a free worker.
+        Seconds of CPU a render may take; seconds a caller waits for a free worker.
     """
 
     def __init__(
@@ -230,7 +232,7 @@ class RenderPool:
             if worker is None or not worker.proc.is_alive():
                 worker = self._start()
             worker.conn.send((text, allow_remote_images))
-            if not worker.conn.poll(self.budget_s):
+            if not self._wait(worker):
                 self._retire(worker)
                 worker = None
                 raise InvalidInput(
@@ -248,6 +250,23 @@ class RenderPool:
             raise
         finally:
             self._free.put(worker)
+
+    def _wait(self, worker: _Worker) -> bool:
+        """Wait for the worker's answer; ``False`` once the render has used its budget of
+        CPU time (read from ``/proc``; where that is missing, of wall time), or five
+        budgets of wall time when the machine starves the worker of CPU. CPU time, not
+        wall time: on a busy machine the low-priority worker waits for a core, and an
+        ordinary long post must not be refused for that."""
+        pid = worker.proc.pid or 0
+        start_cpu, start = _cpu_seconds(pid), time.monotonic()
+        step = min(0.05, self.budget_s)
+        while not worker.conn.poll(step):
+            now = time.monotonic()
+            cpu = _cpu_seconds(pid)
+            used = cpu - start_cpu if cpu is not None and start_cpu is not None else now - start
+            if used > self.budget_s or now - start > 5 * self.budget_s:
+                return False
+        return True
 
     def _start(self) -> _Worker:
         w = _Worker(self._ctx)
@@ -268,6 +287,18 @@ class RenderPool:
         for w in workers:
             w.stop()
 
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process ``pid`` has used, from Linux's ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # after the command name
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 _POOL: RenderPool | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from nanorepo.annotations import RenderPool, use_render_pool
 from nanorepo.errors import InvalidInput
 from nanorepo.policy import Principal
 from nanorepo.repository import Repository
+from nanorepo.service._admission import Admission, document_admission
 from nanorepo.service._identity import HubIdentity, resolve_principal
 from nanorepo.service._problems import (
     INTERNAL_ERROR,
@@ -332,9 +334,9 @@ _IF_MATCH = {
 }
 
 
-def _document_formats(app: FastAPI) -> None:
-    """Add the parameter formats of :data:`_PARAMETER_PATTERNS`, and the ``If-Match``
-    header of edits, to the OpenAPI document."""
+def _document_formats(app: FastAPI, prefix: str) -> None:
+    """Add the parameter formats of :data:`_PARAMETER_PATTERNS`, the ``If-Match``
+    header of edits and the answers of admission control to the OpenAPI document."""
     generate = app.openapi
 
     def openapi() -> dict[str, object]:
@@ -358,6 +360,7 @@ def _document_formats(app: FastAPI) -> None:
                             alt.setdefault("pattern", pattern)
                 if isinstance(op, dict) and "428" in op.get("responses", {}):
                     op.setdefault("parameters", []).append(_IF_MATCH)
+        document_admission(doc, prefix)
         app.openapi_schema = doc
         return doc
 
@@ -426,7 +429,13 @@ def create_app(
     from nanorepo.service._landing import install_landing
 
     install_landing(app, prefix)
-    _document_formats(app)
+    _document_formats(app, prefix)
+    # inside the body limit (which bounds what admission buffers), outside the routes
+    app.add_middleware(
+        Admission, prefix=prefix, rate=f"{settings.costly_per_minute}/minute",
+        slots=settings.costly_slots or os.cpu_count() or 1,
+        retry_after_s=settings.render_budget_ms / 1000,
+    )  # fmt: skip
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, prefix=prefix,
         own_limit=_routes.STREAMED_UPLOADS, larger=_routes.LARGER_BODIES,
