@@ -18,13 +18,14 @@ a seeded SQLite repository, in two phases of ``--seconds`` each:
 
 The service runs with its defaults (admission control: ``NANOREPO_COSTLY_PER_MINUTE`` 30
 per client, one costly request per core in flight), or with ``--per-minute N`` to see the
-slots alone (a high ``N``) or with a tighter rate.
+slots alone (a high ``N``) or with a tighter rate, and ``--slots N``
+(``--per-minute 1000000 --slots 1024`` is admission control off, for comparison).
 
 Reported: p50, p99 and max latency of ``/health`` and of the normal requests in each phase,
 and what the hostile requests got (statuses and their own latency). Goal: the hostile
 phase adds at most 100 ms to the p99 of ``/health`` and of normal requests.
 
-Run ``python benchmarks/bench_hostile.py [--seconds 20] [--per-minute N]``. Bounded: 16 clients and one
+Run ``python benchmarks/bench_hostile.py [--seconds 20] [--per-minute N] [--slots N]``. Bounded: 16 clients and one
 prober, ``2 x --seconds`` of load. Not a test; prints tables only.
 """
 
@@ -112,7 +113,8 @@ def _hostile_requests(url: str, acc: str) -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
-def run_phase(url: str, seed: Any, seconds: float, hostile: bool) -> Recorder:
+def run_phase(url: str, seed: Any, seconds: float, hostile: int) -> Recorder:
+    """One phase: NORMAL clients and the prober, with ``hostile`` hostile clients."""
     rec = Recorder()
     stop = time.monotonic() + seconds
     acc = seed.public
@@ -145,7 +147,7 @@ def run_phase(url: str, seed: Any, seconds: float, hostile: bool) -> Recorder:
         ctx = multiprocessing.get_context("spawn")
         results = ctx.Queue()
         attackers = ctx.Process(target=_attack, args=(url, acc, seed.headers("alice"),
-                                                      seconds, results))  # fmt: skip
+                                                      seconds, hostile, results))  # fmt: skip
         attackers.start()
     for t in threads:
         t.start()
@@ -159,8 +161,8 @@ def run_phase(url: str, seed: Any, seconds: float, hostile: bool) -> Recorder:
     return rec
 
 
-def _attack(url: str, acc: str, headers: dict[str, str], seconds: float, out: Any) -> None:
-    """The hostile clients: HOSTILE threads of this process, without pause, for
+def _attack(url: str, acc: str, headers: dict[str, str], seconds: float, n: int, out: Any) -> None:
+    """The hostile clients: ``n`` threads of this process, without pause, for
     ``seconds``; puts ``[(kind, latency s, status)]`` on ``out`` at the end."""
     rec = Recorder()
     reqs = _hostile_requests(url, acc)
@@ -174,7 +176,7 @@ def _attack(url: str, acc: str, headers: dict[str, str], seconds: float, out: An
                 rec.call(kind, lambda kw=kw: c.request(**kw))  # headers merge with the client's
                 k += 1
 
-    threads = [threading.Thread(target=attacker, args=(i,)) for i in range(HOSTILE)]
+    threads = [threading.Thread(target=attacker, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -187,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--per-minute", type=int, default=None,
                         help="the service's NANOREPO_COSTLY_PER_MINUTE (default: its own)")  # fmt: skip
+    parser.add_argument("--hostile", type=int, default=HOSTILE,
+                        help=f"hostile clients (default {HOSTILE})")  # fmt: skip
+    parser.add_argument("--slots", type=int, default=None,
+                        help="the service's NANOREPO_COSTLY_SLOTS (default: one per core; "
+                        "1024 with --per-minute 1000000 is admission control off)")  # fmt: skip
     args = parser.parse_args(argv)
     C.quiet_warnings()
     out = Console(width=200 if not sys.stdout.isatty() else None, highlight=False,
@@ -200,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     env = {"NANOREPO_USER": "alice"}
     if args.per_minute is not None:
         env["NANOREPO_COSTLY_PER_MINUTE"] = str(args.per_minute)
+    if args.slots is not None:
+        env["NANOREPO_COSTLY_SLOTS"] = str(args.slots)
     settings = Settings.from_env(HOME / "home", env=env)
     with Repository(settings, create=True) as repo:
         seed = seed_repository(repo, HOME / "work")
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{settings.render_budget_ms} ms\n"
         )
         httpx.get(f"{live.url}/health", timeout=60)
-        for name, hostile in (("quiet", False), ("hostile", True)):
+        for name, hostile in (("quiet", 0), ("hostile", args.hostile)):
             phases[name] = run_phase(live.url, seed, args.seconds, hostile)
     shutil.rmtree(HOME, ignore_errors=True)
     rows = []
@@ -229,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"{added:+.1f}" if name == "hostile" else "",
                          dict(phases[name].status[kind]).__repr__()])  # fmt: skip
     columns = ["request", "phase", "n", "p50 ms", "p99 ms", "max ms", "p99 added ms", "statuses"]
-    out.print(C.table(f"Normal requests, {NORMAL} clients, with and without {HOSTILE} hostile "
+    out.print(C.table(f"Normal requests, {NORMAL} clients, with and without {args.hostile} hostile "
                       f"ones (goal: p99 added < {GOAL_MS:.0f} ms)", columns, rows,
                       text_columns=2))  # fmt: skip
     hostile_rows = []

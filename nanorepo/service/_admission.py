@@ -13,7 +13,11 @@ request is, in order:
 
 1. counted against its client's rate limit (a moving window from the ``limits`` library,
    the one slowapi and Flask-Limiter use): over it, ``429`` problem+json with
-   ``Retry-After`` (seconds until the window frees a request). The client is its
+   ``Retry-After`` (seconds until the window frees a request), answered after a pause of
+   up to ``tarpit_s`` (1 s), as nginx's ``limit_req`` delays excess requests: a client
+   that ignores ``Retry-After`` and retries at once is slowed to about one request a
+   second per connection, instead of costing the service a refusal every millisecond (a
+   pause costs the service a sleeping coroutine, no thread and no CPU). The client is its
    credential (the ``Authorization`` header, hashed), or its IP address without one;
 2. admitted only while fewer than ``slots`` requests of its kind are in flight (default:
    one per CPU core): otherwise ``503`` problem+json "busy" with ``Retry-After``, at once.
@@ -25,6 +29,7 @@ Both answers change nothing, and the client may retry after ``Retry-After`` seco
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -88,6 +93,8 @@ class Admission:
         Costly requests of one kind in flight at once (``NANOREPO_COSTLY_SLOTS``).
     retry_after_s:
         What a ``503`` tells the client to wait (about one render budget).
+    tarpit_s:
+        Longest pause before a ``429`` is answered.
     routes:
         The routes to watch (default :data:`COSTLY_ROUTES`).
     """
@@ -100,6 +107,7 @@ class Admission:
         rate: str,
         slots: int,
         retry_after_s: float = 1.0,
+        tarpit_s: float = 1.0,
         routes: Sequence[CostlyRoute] = COSTLY_ROUTES,
     ) -> None:
         self.app = app
@@ -110,6 +118,7 @@ class Admission:
         self.slots = slots
         self.in_flight: dict[str, int] = {}
         self.retry_after = max(1, math.ceil(retry_after_s))
+        self.tarpit_s = tarpit_s
 
     def _costly(self, scope: Scope) -> CostlyRoute | None:
         method, path = scope["method"], scope["path"]
@@ -134,6 +143,7 @@ class Admission:
         if not self.limiter.hit(self.rate, "costly", key):
             reset = self.limiter.get_window_stats(self.rate, "costly", key).reset_time
             wait = max(1, math.ceil(reset - time.time()))
+            await asyncio.sleep(min(self.tarpit_s, wait))
             await problem(
                 429,
                 f"too many costly requests from this client (at most {self.rate_text} for "
