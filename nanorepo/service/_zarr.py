@@ -36,6 +36,7 @@ hop each; :func:`serve_object` answers a chunk with one hop and streams large ob
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -45,7 +46,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -69,7 +69,16 @@ from nanorepo.policy import Principal
 from nanorepo.service._app import ServiceState, state_of
 from nanorepo.service._datasets import version_row
 from nanorepo.service._identity import resolve_principal
-from nanorepo.storage import ACCESSION_RE, Layout, load_manifest, open_beneath
+from nanorepo.storage import (
+    ACCESSION_RE,
+    Layout,
+    Manifest,
+    NotRegularFile,
+    check_relpath,
+    open_beneath,
+    read_beneath,
+    sha256_hex,
+)
 from nanorepo.storage._layout import NAME_RE
 
 __all__ = [
@@ -355,19 +364,48 @@ class _TTLCache:
 
 @dataclass(frozen=True)
 class _Served:
-    """What a chunk request needs to know about an image, once access is established."""
+    """What a chunk request needs to know about an image, once access is established.
 
-    image_dir: str
+    ``root`` is the storage root and ``prefix`` the components from it down to the image
+    (area, accession, ``images``, version, image): every object is opened from the root
+    through the confined open, so a link planted anywhere below the root, also after this
+    was cached, is never followed."""
+
+    root: str
+    prefix: tuple[str, ...]
     public: bool
     objects: Mapping[str, tuple[str, int]]  # key -> (sha256, size)
 
+    @property
+    def image_dir(self) -> str:
+        """Where the image is (for log messages and the missing-object check)."""
+        return os.path.join(self.root, *self.prefix)
+
 
 @lru_cache(maxsize=64)
-def _manifest_objects(path: str, digest: str) -> Mapping[str, tuple[str, int]]:
-    """An image manifest's objects, key -> (sha256, size); checked against its digest once
-    and then kept (immutable; thread-safe cache)."""
-    m = load_manifest(Path(path), digest)
+def _manifest_objects(
+    root: str, parts: tuple[str, ...], digest: str
+) -> Mapping[str, tuple[str, int]]:
+    """An image manifest's objects, key -> (sha256, size), read from the storage root
+    through the confined open and checked against the catalog's digest."""
+    try:
+        data = read_beneath(root, parts, limit=_MAX_MANIFEST)
+    except NotRegularFile as exc:
+        raise IntegrityError(
+            f"{parts[-1]}: {exc}; refused, not read",
+            hint="storage was altered: `nanorepo verify` names every such object",
+        ) from None
+    if sha256_hex(data) != digest:
+        raise IntegrityError(
+            f"{parts[-1]}: the manifest differs from the catalog's digest",
+            hint="the manifest was altered; run `nanorepo verify` and restore it",
+        )
+    m = Manifest.from_json(json.loads(data))
     return {k: (d.sha256, d.size) for k, d in m.objects.items()}
+
+
+#: Largest image manifest read (a manifest lists each object in one short line).
+_MAX_MANIFEST = 256 << 20
 
 
 class ZarrAccess:
@@ -419,14 +457,15 @@ def _lookup(
                     f"{ds.accession}@v{v.number} has no image {image!r}",
                     hint=f"GET datasets/{ds.accession}/versions/v{v.number}/images lists them",
                 )
-            dataset_dir = repo.layout.dataset_dir(ds.accession, ds.access)
-            image_dir = Layout.resolve(dataset_dir, im.path)
-            manifest = Layout.resolve(dataset_dir, Layout.image_manifest_relpath(im.path))
+            root = repo.layout.root
+            top = repo.layout.dataset_dir(ds.accession, ds.access).relative_to(root).parts
+            prefix = (*top, *check_relpath(im.path).parts)
+            manifest = (*top, *check_relpath(Layout.image_manifest_relpath(im.path)).parts)
             digest, public = im.manifest_digest, ds.access == "public"
         except NanorepoError as exc:
             return principal, exc
-    objects = _manifest_objects(str(manifest), digest)
-    return principal, _Served(str(image_dir), public, objects)
+    objects = _manifest_objects(str(root), manifest, digest)
+    return principal, _Served(str(root), prefix, public, objects)
 
 
 async def _served(
@@ -523,8 +562,8 @@ async def zarr_object(
                     serve_object,
                     method=request.method,
                     headers=request.headers,
-                    base=served.image_dir,
-                    parts=parts,
+                    base=served.root,
+                    parts=(*served.prefix, *parts),
                     tag=f'"{entry[0]}"',
                     media_type=_media_type(path),
                     cache=PUBLIC_CACHE if served.public else PRIVATE_CACHE,

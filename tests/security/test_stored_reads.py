@@ -98,3 +98,24 @@ def test_a_linked_image_folder_is_refused_by_the_strict_open(tmp_path: Path) -> 
         OmeZarrImage.open(
             dataset / "images" / "v1" / "cell.ome.zarr", confined="strict", within=dataset
         )
+
+
+def test_the_zarr_endpoint_refuses_a_link_planted_after_it_opened_the_image(
+    service: Any,
+) -> None:
+    """The endpoint caches where an image is; a folder on the way to it replaced by a link
+    afterwards (here ``images/v1`` -> a copy beside it) must not be followed: every object
+    is opened from the storage root, component by component, on every request."""
+    repo, seed = service.repo, service.seed
+    pub = _image_dir(repo, seed.public, "public")
+    name = pub.name.removesuffix(".ome.zarr")
+    url = f"/zarr/{seed.public}/v1/{name}/0/zarr.json"
+    with httpx.Client(base_url=service.url, timeout=60) as http:
+        first = http.get(url)
+        assert first.status_code == 200, first.text  # opened, and cached by the endpoint
+        versions = pub.parent.parent
+        (versions / "v1").rename(versions / "v1-moved")
+        (versions / "v1").symlink_to(versions / "v1-moved")
+        r = http.get(url)
+        assert r.status_code == 404, (r.status_code, r.text[:200])
+        assert r.content != first.content
