@@ -28,7 +28,26 @@ if TYPE_CHECKING:
     from nanorepo.catalog import Catalog
     from nanorepo.hub._config import NanorepoHub
 
-__all__ = ["apply_user_options", "options_form", "options_from_form", "prepare_spawn"]
+__all__ = [
+    "KUBE_ENV",
+    "apply_user_options",
+    "configure_kubernetes",
+    "gateway_cluster_config",
+    "options_form",
+    "options_from_form",
+    "prepare_spawn",
+]
+
+#: What the Helm chart (helm/nanorepo) tells the hub and the Dask Gateway server, as
+#: environment variables (its ConfigMap ``nanorepo-hub`` and Secret ``nanorepo-database``),
+#: and the NanorepoHub trait each one sets.
+KUBE_ENV: dict[str, str] = {
+    "NANOREPO_DATABASE_URL": "database_url",
+    "NANOREPO_SERVICE_URL": "service_url",
+    "NANOREPO_STORAGE_CLAIM": "kube_volume",
+    "NANOREPO_STORAGE_SUBPATH": "kube_storage_subpath",
+    "NANOREPO_MOUNT_PATH": "kube_mount_path",
+}
 
 _catalog_lock = threading.Lock()
 
@@ -62,6 +81,18 @@ def _kubernetes(hub: NanorepoHub, spawner: Any) -> bool:
     return hasattr(spawner, "volume_mounts")
 
 
+def _replaced(
+    existing: Any, name: str, ours: list[dict[str, Any]]
+) -> list[dict[str, Any]] | dict[str, dict[str, Any]]:
+    """KubeSpawner's ``volumes`` / ``volume_mounts`` with the entries of volume ``name``
+    replaced by ``ours``. Both forms KubeSpawner takes are kept as they are: a list, or a
+    dict whose values it sorts by key (the zero-to-jupyterhub chart sets the dict form)."""
+    if isinstance(existing, Mapping):
+        kept = {k: v for k, v in existing.items() if v.get("name") != name}
+        return kept | {f"{name}-{i:05d}": entry for i, entry in enumerate(ours)}
+    return [v for v in existing if v.get("name") != name] + ours
+
+
 async def prepare_spawn(hub: NanorepoHub, spawner: Any) -> None:
     """Give ``spawner``'s server its storage view and environment (the profile's limits
     were set by :func:`apply_user_options` before; KubeSpawner applies its own).
@@ -85,8 +116,8 @@ async def prepare_spawn(hub: NanorepoHub, spawner: Any) -> None:
         )
         ours = volumes[0]["name"]
         # The spawner object outlives a stop: replace what the last start added.
-        spawner.volumes = [v for v in spawner.volumes if v.get("name") != ours] + volumes
-        spawner.volume_mounts = [m for m in spawner.volume_mounts if m.get("name") != ours] + mounts
+        spawner.volumes = _replaced(spawner.volumes, ours, volumes)
+        spawner.volume_mounts = _replaced(spawner.volume_mounts, ours, mounts)
         env["NANOREPO_STORAGE"] = hub.kube_mount_path
     else:
         settings = hub.settings()
@@ -100,6 +131,67 @@ async def prepare_spawn(hub: NanorepoHub, spawner: Any) -> None:
         user.name,
         len(accessions),
     )
+
+
+def configure_kubernetes(c: Any, environ: Mapping[str, str]) -> None:
+    """Set ``c.NanorepoHub`` as the Helm chart's hub and Gateway need it, from ``environ``.
+
+    The chart (``helm/nanorepo``) gives the hub pod and the Dask Gateway server the
+    variables of :data:`KUBE_ENV`; its ``hub.extraConfig`` calls this, then
+    :func:`~nanorepo.hub.configure`. The service runs as its own Deployment (no command:
+    the hub only registers it; the chart's ``hub.services.nanorepo`` holds its token),
+    user pods mount the storage claim read-only, and z2jh's own idle culler runs
+    (``jupyterhub.cull``), so nanorepo's is off.
+    """
+    missing = sorted(k for k in KUBE_ENV if k not in environ)
+    if missing:
+        raise InvalidInput(
+            "the chart's environment is incomplete: " + ", ".join(missing) + " not set",
+            hint="the hub and the gateway get them from the ConfigMap nanorepo-hub and the "
+            "Secret nanorepo-database of helm/nanorepo (jupyterhub.hub.extraEnv)",
+        )
+    hub = c.NanorepoHub
+    hub.home = "/srv/nanorepo"  # settings only: nothing is read or written there
+    hub.database_url = environ["NANOREPO_DATABASE_URL"]
+    hub.service_url = environ["NANOREPO_SERVICE_URL"]
+    hub.service_command = []
+    hub.storage_mode = "kubernetes"
+    hub.kube_volume = {
+        "name": "nanorepo-storage",
+        "persistentVolumeClaim": {"claimName": environ["NANOREPO_STORAGE_CLAIM"], "readOnly": True},
+    }
+    hub.kube_storage_subpath = environ["NANOREPO_STORAGE_SUBPATH"]
+    hub.kube_mount_path = environ["NANOREPO_MOUNT_PATH"]
+    hub.cull_idle = False
+
+
+def gateway_cluster_config(hub: NanorepoHub, user: Any) -> dict[str, Any]:
+    """``KubeClusterConfig`` overrides that give ``user``'s Dask Gateway cluster the
+    same read-only storage view as the user's server (the Gateway's options handler
+    returns them; ``user`` is dask-gateway's ``User``: name, groups, admin).
+
+    Read at each cluster start, like :func:`prepare_spawn`: the public area plus the
+    embargoed datasets granted now, every mount ``readOnly``, in the scheduler and every
+    worker; the pods get no Kubernetes API token.
+    """
+    accessions = readable_for(
+        hub, user.name, admin=bool(user.admin), groups=sorted(user.groups or ())
+    )
+    volumes, mounts = kube_storage(
+        accessions,
+        volume=hub.kube_volume,
+        mount_path=hub.kube_mount_path,
+        sub_path=hub.kube_storage_subpath,
+    )
+    pod = {"volumes": volumes, "automountServiceAccountToken": False}
+    container = {"volumeMounts": mounts}
+    return {
+        "worker_extra_pod_config": pod,
+        "worker_extra_container_config": container,
+        "scheduler_extra_pod_config": pod,
+        "scheduler_extra_container_config": container,
+        "environment": {"NANOREPO_STORAGE": hub.kube_mount_path, "NANOREPO_URL": hub.servers_url()},
+    }
 
 
 def _profile(hub: NanorepoHub, slug: object) -> dict[str, Any] | None:
