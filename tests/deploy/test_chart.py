@@ -594,6 +594,8 @@ def test_gateway_clusters_get_the_users_view_read_only(
     scope: dict[str, Any] = {"c": c, "get_config": lambda: c, "__file__": "/etc/dask-gateway/x.py"}
     exec(compile(cm["dask_gateway_config.py"], "dask_gateway_config.py", "exec"), scope)
     assert c.DaskGateway.authenticator_class.endswith("JupyterHubAuthenticator")
+    # only hub tokens with access:services!service=dask-gateway may make clusters
+    assert c.JupyterHubAuthenticator.jupyterhub_service_name == "dask-gateway"
     options = c.Backend.cluster_options
     try:
         for name, grants in (("bob", [seeded.granted]), ("carol", [])):
