@@ -470,6 +470,7 @@ for _command in COMMANDS + RUN_COMMANDS:  # serve, token, user, grant, ...; run,
 cli.add_command(__import__("nanorepo.cli._up", fromlist=["up_cmd"]).up_cmd)  # nanorepo up
 cli.add_command(__import__("nanorepo.cli._view", fromlist=["view_cmd"]).view_cmd)  # view
 cli.add_command(__import__("nanorepo.cli._cite", fromlist=["cite_cmd"]).cite_cmd)  # cite
+cli.add_command(__import__("nanorepo.cli._download", fromlist=["download_cmd"]).download_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

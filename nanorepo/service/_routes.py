@@ -7,6 +7,7 @@ from nanorepo.service import (
     _citation,
     _datasets,
     _deposits,
+    _download,
     _images,
     _pages,
     _runs,
@@ -21,6 +22,7 @@ ROUTERS = [
     _annotations.router,
     _deposits.router,
     _images.router,
+    _download.router,
     _runs.router,
     _zarr.router,
     _pages.router,  # last: /S-NANO{rest} landing pages (they match accessions only)
