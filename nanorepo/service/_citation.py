@@ -12,16 +12,44 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import Session, select
 
+from nanorepo.catalog import Catalog
 from nanorepo.catalog._catalog import row_id
+from nanorepo.catalog.models import Dataset, Image, Version
 from nanorepo.citation import MEDIA_TYPES, CitationRecord, cite
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
 from nanorepo.service._datasets import version_row
 from nanorepo.service._http import etag, not_modified, set_etag
 
-__all__ = ["router"]
+__all__ = ["citation_record", "router"]
 
 router = APIRouter()
+
+
+def citation_record(
+    s: Session, catalog: Catalog, ds: Dataset, v: Version, public_url: str | None
+) -> CitationRecord:
+    """The citation record of version ``v`` from the catalog (what landing pages, the
+    citation route and OAI-PMH all say about it)."""
+    vid = row_id(v)
+    techniques = s.exec(select(Image.technique).where(Image.version_id == vid).distinct()).all()
+    return CitationRecord.from_show(
+        {
+            "accession": ds.accession,
+            "version": v.number,
+            "title": ds.title,
+            "created": v.created.isoformat(),
+            "license": (ds.mutable or {}).get("license"),
+            "size_bytes": v.size_bytes,
+            "mutable": ds.mutable,
+            "metadata": json.loads(v.metadata_json),
+            "versions": [{"version": x.number} for x in catalog.versions(s, row_id(ds))],
+            "images": [{"technique": t} for t in techniques],
+        },
+        public_url,
+    )
+
 
 CitationFormat = Literal[
     "text", "bibtex", "ris", "csl-json", "apa", "vancouver", "datacite-json", "datacite-xml"
@@ -66,18 +94,7 @@ def citation(
     tag = etag(v.metadata_digest, ds.mutable_rev, ds.latest_version, format)
     if not_modified(request, tag):
         return Response(status_code=304, headers={"ETag": tag})
-    show = {
-        "accession": ds.accession,
-        "version": v.number,
-        "title": ds.title,
-        "created": v.created.isoformat(),
-        "license": (ds.mutable or {}).get("license"),
-        "size_bytes": v.size_bytes,
-        "mutable": ds.mutable,
-        "metadata": json.loads(v.metadata_json),
-        "versions": [{"version": x.number} for x in st.repo.catalog.versions(s, row_id(ds))],
-    }
-    body = cite(CitationRecord.from_show(show, st.settings.public_url), format)
+    body = cite(citation_record(s, st.repo.catalog, ds, v, st.settings.public_url), format)
     response = Response(body, media_type=MEDIA_TYPES[format])
     set_etag(response, tag, cache="no-cache" if ds.access == "public" else "private, no-cache")
     return response

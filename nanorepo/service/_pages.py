@@ -40,10 +40,11 @@ from sqlmodel import Session, col, select
 from nanorepo import __version__
 from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset, File, Image, Thread, Version
-from nanorepo.citation import PUBLISHER, CitationRecord, cite
+from nanorepo.citation import PUBLISHER, cite
 from nanorepo.errors import DatasetNotFound
 from nanorepo.policy import Principal
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
+from nanorepo.service._citation import citation_record
 from nanorepo.service._datasets import version_row
 from nanorepo.service._landing import hub_base, lab_link
 from nanorepo.storage import ACCESSION_RE
@@ -103,7 +104,6 @@ class _Page:
             select(Image).where(Image.version_id == vid).order_by(col(Image.name)).limit(MAX_ITEMS)
         ).all()
         self.image_count = s.exec(select(func.count()).where(Image.version_id == vid)).one()
-        techniques = s.exec(select(Image.technique).where(Image.version_id == vid).distinct()).all()
         self.files: Sequence[File] = s.exec(
             select(File).where(File.version_id == vid).order_by(col(File.name)).limit(MAX_ITEMS)
         ).all()
@@ -115,21 +115,7 @@ class _Page:
             ).all()
         )
         self.metadata: dict[str, Any] = json.loads(self.v.metadata_json)
-        self.record = CitationRecord.from_show(
-            {
-                "accession": self.ds.accession,
-                "version": self.v.number,
-                "title": self.ds.title,
-                "created": self.v.created.isoformat(),
-                "license": (self.ds.mutable or {}).get("license"),
-                "size_bytes": self.v.size_bytes,
-                "mutable": self.ds.mutable,
-                "metadata": self.metadata,
-                "versions": [{"version": x.number} for x in self.versions],
-                "images": [{"technique": t} for t in techniques],
-            },
-            st.settings.public_url,
-        )
+        self.record = citation_record(s, cat, self.ds, self.v, st.settings.public_url)
 
     # -- addresses ---------------------------------------------------------------------------
 

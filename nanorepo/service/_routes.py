@@ -9,6 +9,7 @@ from nanorepo.service import (
     _deposits,
     _download,
     _images,
+    _oai,
     _pages,
     _runs,
     _zarr,
@@ -25,6 +26,7 @@ ROUTERS = [
     _download.router,
     _runs.router,
     _zarr.router,
+    _oai.router,
     _pages.router,  # last: /S-NANO{rest} landing pages (they match accessions only)
 ]
 
