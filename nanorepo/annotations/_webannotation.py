@@ -24,15 +24,18 @@ back (validating all of it before writing anything).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from sqlmodel import Session, col, select
 
 from nanorepo.annotations._anchor import normalise_anchor, region_to_pixels
 from nanorepo.annotations._markdown import plain_text, render_markdown
 from nanorepo.annotations._posts import reply
+from nanorepo.annotations._selectors import TARGET_HINT, foreign_anchor
 from nanorepo.annotations._threads import (
     MOTIVATIONS,
     STATUSES,
@@ -123,16 +126,23 @@ def export_collection(
         Each thread with its posts in writing order (e.g. from
         :func:`nanorepo.annotations.posts`); deleted ones are skipped.
     dataset_ref:
-        The dataset accession, used in every URI.
+        The dataset accession (a ``@v<n>`` suffix is ignored: every URI is one the
+        service answers, and those name the dataset by its accession).
     base_uri:
-        The service's public base URI; annotation ids are
-        ``{base_uri}/datasets/{ref}/threads/{thread}/posts/{post}``, stable for ever.
+        The service's public base URI. Every id resolves there: the collection is
+        ``{base_uri}/datasets/{acc}/annotations``, an annotation is
+        ``{base_uri}/datasets/{acc}/threads/{thread}#post-{post}`` (the thread, which holds
+        the post; a hash IRI, as Linked Data names a part of a document), a target's
+        source ``{base_uri}/datasets/{acc}/versions/{v}[/images/{name}]``.
     images:
         Image rows by ``(version number, image name)``; where given, regions also get a
         pixel ``FragmentSelector`` for generic viewers.
     """
     base = base_uri.rstrip("/")
-    coll = f"{base}/datasets/{dataset_ref}/annotations"
+    # The routes are addressed by the accession alone ("S-NANO1", not "S-NANO1@v2"): the
+    # version of each thread is in its target's source.
+    accession = dataset_ref.partition("@")[0]
+    coll = f"{base}/datasets/{accession}/annotations"
     items: list[dict[str, Any]] = []
     for t, thread_posts in threads_with_posts:
         if t.state != "active":
@@ -140,8 +150,8 @@ def export_collection(
         live = [p for p in thread_posts if p.state == "active"]
         if not live:
             continue
-        turi = f"{base}/datasets/{dataset_ref}/threads/{t.id}"
-        ids = {p.id: f"{turi}/posts/{p.id}" for p in live}
+        turi = f"{base}/datasets/{accession}/threads/{t.id}"
+        ids = {p.id: f"{turi}#post-{p.id}" for p in live}
         first = live[0]
         for p in live:
             ann: dict[str, Any] = {
@@ -158,7 +168,7 @@ def export_collection(
                 ann["body"] = [body] + [
                     {"type": "TextualBody", "purpose": "tagging", "value": tag} for tag in t.tags
                 ]
-                ann["target"] = _target(base, dataset_ref, t, images or {})
+                ann["target"] = _target(base, accession, t, images or {})
                 ann["nanorepo:title"] = t.title
                 ann["nanorepo:status"] = t.status
             else:
@@ -183,35 +193,62 @@ def export_collection(
 
 # -- import --------------------------------------------------------------------------------
 
+_HINT = (
+    "import W3C Web Annotation JSON-LD: an AnnotationCollection with its annotations in one "
+    "embedded AnnotationPage; nothing was imported"
+)
+_TEXT_FORMATS = {"text/markdown", "text/plain"}
 
-def _need(cond: bool, where: str, problem: str) -> None:
+
+def _need(cond: bool, where: str, problem: str, hint: str = _HINT) -> None:
     if not cond:
-        raise InvalidInput(
-            f"{where}: {problem}",
-            hint="import a collection written by export_collection (W3C Web Annotation "
-            "JSON-LD); nothing was imported",
-        )
+        raise InvalidInput(f"{where}: {problem}", hint=hint)
 
 
-def _bodies(where: str, ann: Mapping[str, Any]) -> tuple[str, list[str]]:
-    raw = ann.get("body")
+def _tag_of(where: str, body: Mapping[str, Any]) -> str:
+    """The tag a ``SpecificResource`` tagging body stands for: its ``label``, else the
+    last part (fragment or path segment) of its ``source`` IRI (``…/terms#nucleus`` →
+    ``nucleus``)."""
+    label = body.get("label")
+    if isinstance(label, str) and label.strip():
+        return label
+    src = body.get("source")
+    src = src.get("id") if isinstance(src, Mapping) else src
+    _need(isinstance(src, str) and bool(src.strip("/#")), where,
+          "a tagging SpecificResource body needs a source IRI or a label")  # fmt: skip
+    return unquote(re.split(r"[#/:]", str(src).rstrip("/#"))[-1])
+
+
+def _bodies(where: str, ann: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The text (Markdown or plain) and the tags of an annotation's bodies."""
+    if "body" in ann:
+        raw = ann["body"]
+    elif "bodyValue" in ann:
+        raw = {"type": "TextualBody", "value": ann["bodyValue"], "format": "text/plain"}
+    else:
+        raw = []
     bodies: list[Any] = raw if isinstance(raw, list) else [raw]
     text: str | None = None
     tags: list[str] = []
     for b in bodies:
-        _need(isinstance(b, Mapping) and b.get("type") == "TextualBody", where,
-              "every body must be a TextualBody")  # fmt: skip
+        _need(isinstance(b, Mapping), where, "every body must be an object")
+        kind = b.get("type", "TextualBody" if "value" in b else None)
+        if kind == "SpecificResource" and b.get("purpose") == "tagging":
+            tags.append(_tag_of(where, b))
+            continue
+        _need(kind == "TextualBody", where,
+              f"a body of type {kind!r} cannot be imported (nanorepo reads TextualBody "
+              "bodies and tagging SpecificResource bodies)")  # fmt: skip
         value = b.get("value")
         _need(isinstance(value, str), where, "a TextualBody needs a text value")
         if b.get("purpose") == "tagging":
             tags.append(value)
         else:
             _need(text is None, where, "more than one text body")
-            _need(b.get("format", "text/markdown") in {"text/markdown", "text/plain"}, where,
+            _need(b.get("format", "text/markdown") in _TEXT_FORMATS, where,
                   "the text body must be text/markdown or text/plain")  # fmt: skip
             text = value
-    _need(text is not None, where, "no text body")
-    return str(text), tags
+    return text, tags
 
 
 def _images_of(s: Session, dataset: Dataset, version: int) -> dict[str, Image]:
@@ -227,6 +264,13 @@ def _images_of(s: Session, dataset: Dataset, version: int) -> dict[str, Image]:
     return {im.name: im for im in rows.all()}
 
 
+def _parent(target: Any, ids: set[str]) -> str | None:
+    """The annotation of the collection ``target`` replies to, if it is one."""
+    if isinstance(target, Mapping) and "selector" not in target:
+        target = target.get("source", target.get("id"))
+    return target if isinstance(target, str) and target in ids else None
+
+
 def import_collection(
     s: Session,
     dataset: Dataset,
@@ -235,13 +279,26 @@ def import_collection(
     who: str,
     version: int,
     keep_creators: bool = False,
+    skipped: list[str] | None = None,
 ) -> list[Thread]:
-    """Recreate threads and replies from an exported ``AnnotationCollection``.
+    """Recreate threads and replies from an ``AnnotationCollection``, nanorepo's own
+    export or one written by another tool.
 
     The whole document is validated first (structure, motivations, anchors against the
-    images of ``dataset`` at ``version``, titles, tags, bodies); any problem raises
-    :class:`InvalidInput` before anything is written. Each post's first revision records
-    the annotation it came from. Caller commits.
+    images of ``dataset`` at ``version``, titles, tags, bodies) before anything is
+    written. Each post's first revision records the annotation it came from. Caller
+    commits.
+
+    An annotation starts a thread unless its target is another annotation of the
+    collection (then it is a reply). Its anchor is ``nanorepo:anchor`` when present;
+    otherwise it is mapped from the target, in nanometres through the image's pixel
+    size: a string or ``source`` naming an image (``…/images/cell1``, ``cell1.png``) or
+    the dataset; a ``FragmentSelector`` ``xywh=`` box in pixels or percent; an
+    ``SvgSelector`` with one polygon, polyline, rect or straight-edged path in the
+    image's full-resolution pixels (of several alternative selectors, the first that maps).
+    Bodies: one ``TextualBody`` text (Markdown or plain; ``bodyValue`` too) and tags from
+    ``TextualBody`` or ``SpecificResource`` bodies with purpose ``tagging``; an annotation
+    with tags but no text is posted as its list of tags.
 
     Parameters
     ----------
@@ -250,6 +307,11 @@ def import_collection(
     keep_creators:
         Keep each post's ``creator`` as its author (a curator migrating a discussion);
         otherwise ``who`` authors every post.
+    skipped:
+        Where given, an annotation that cannot be imported (and any reply to it) is left
+        out and described here (``"annotation <id>: <why>"``), and the others are
+        imported; otherwise the first such problem raises and nothing is imported.
+        Problems of the document itself (not a collection, too many items) always raise.
     """
     _need(isinstance(doc, Mapping), "document", "must be a JSON object")
     ctx = doc.get("@context")
@@ -266,39 +328,52 @@ def import_collection(
           "collection into several imports)")  # fmt: skip
     deadline = time.monotonic() + IMPORT_RENDER_BUDGET_S
     images = _images_of(s, dataset, version)
+    failed: set[str] = set()
 
+    def fail(where: str, exc: InvalidInput) -> None:
+        message = exc.message if exc.message.startswith(where) else f"{where}: {exc.message}"
+        if skipped is None:
+            raise InvalidInput(message, hint=exc.hint) from None
+        skipped.append(message)
+
+    ids = {a["id"] for a in items if isinstance(a, Mapping) and isinstance(a.get("id"), str)}
     openers: list[dict[str, Any]] = []
     replies: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for i, ann in enumerate(items):
         where = f"annotation {i}"
-        _need(isinstance(ann, Mapping) and ann.get("type") == "Annotation", where,
-              "must be an object of type Annotation")  # fmt: skip
-        aid = ann.get("id")
-        _need(isinstance(aid, str) and aid not in seen, where, "needs a unique id")
-        seen.add(aid)
-        where = f"annotation {aid}"
-        mot = ann.get("motivation", "commenting")
-        _need(mot in MOTIVATIONS, where, f"unknown motivation {mot!r}")
-        creator = ann.get("creator")
-        nick = creator.get("nickname") if isinstance(creator, Mapping) else creator
-        author = plain_text(nick, "creator", 255) if keep_creators and nick else who
         try:
+            _need(isinstance(ann, Mapping) and ann.get("type") == "Annotation", where,
+                  "must be an object of type Annotation")  # fmt: skip
+            aid = ann.get("id")
+            _need(isinstance(aid, str) and aid not in seen, where, "needs a unique id")
+            seen.add(aid)
+            where = f"annotation {aid}"
+            mot = ann.get("motivation", "commenting")
+            _need(mot in MOTIVATIONS, where, f"unknown motivation {mot!r}")
+            creator = ann.get("creator")
+            nick = creator.get("nickname") if isinstance(creator, Mapping) else creator
+            author = plain_text(nick, "creator", 255) if keep_creators and nick else who
             text, tags = _bodies(where, ann)
-            render_markdown(text)
-            _need(time.monotonic() < deadline, "first.items",
-                  f"takes more than {IMPORT_RENDER_BUDGET_S:g} s to render in all; import it "
-                  "in smaller parts")  # fmt: skip
             target = ann.get("target")
+            parent_id = _parent(target, ids)
+            _need(text is not None or (bool(tags) and parent_id is None), where, "no text body")
+            text = text if text is not None else "Tags: " + ", ".join(tags)
+            render_markdown(text)
             entry = {"id": aid, "motivation": mot, "text": text, "author": author}
-            if isinstance(target, str):
+            if parent_id is not None:
                 _need(not tags, where, "tags belong to a thread's first annotation")
-                replies[aid] = {**entry, "parent": target}
+                replies[aid] = {**entry, "parent": parent_id}
                 continue
-            _need(isinstance(target, Mapping) and isinstance(target.get("nanorepo:anchor"),
-                  Mapping), where, "the target has no nanorepo:anchor")  # fmt: skip
-            anchor = dict(target["nanorepo:anchor"])
-            image = images.get(str(anchor.get("image"))) if anchor.get("image") else None
+            _need(target is not None, where, "has no target", TARGET_HINT)
+            if isinstance(target, Mapping) and "nanorepo:anchor" in target:
+                _need(isinstance(target["nanorepo:anchor"], Mapping), where,
+                      "the target's nanorepo:anchor must be an object")  # fmt: skip
+                anchor = dict(target["nanorepo:anchor"])
+                name = anchor.get("image")
+                image = images.get(str(name)) if name else None
+            else:
+                anchor, image = foreign_anchor(where, target, images, dataset)
             status = ann.get("nanorepo:status", "open")
             _need(status in STATUSES, where, f"status must be open or resolved, not {status!r}")
             openers.append(
@@ -307,19 +382,30 @@ def import_collection(
                  "tags": _tags(tags), "status": status}
             )  # fmt: skip
         except InvalidInput as exc:
-            if exc.message.startswith(where):
-                raise
-            raise InvalidInput(f"{where}: {exc.message}", hint=exc.hint) from None
+            if isinstance(ann, Mapping) and isinstance(ann.get("id"), str):
+                failed.add(ann["id"])
+            fail(where, exc)
+        _need(time.monotonic() < deadline, "first.items",
+              f"takes more than {IMPORT_RENDER_BUDGET_S:g} s to render in all; import it "
+              "in smaller parts")  # fmt: skip
 
     # Every reply must reach a first post through its chain of targets (no loops, no strays).
     roots = {o["id"] for o in openers}
-    for aid, r in replies.items():
-        chain, cur = {aid}, r["parent"]
-        while cur not in roots:
-            _need(cur in replies and cur not in chain, f"annotation {aid}",
-                  f"replies to {cur!r}, which is not an annotation of this collection")  # fmt: skip
-            chain.add(cur)
-            cur = replies[cur]["parent"]
+    for aid in list(replies):
+        chain, cur = {aid}, replies[aid]["parent"]
+        try:
+            while cur not in roots:
+                _need(cur not in failed, f"annotation {aid}",
+                      f"replies to {cur!r}, which was not imported")  # fmt: skip
+                _need(cur in replies and cur not in chain, f"annotation {aid}",
+                      f"replies to {cur!r}, which is not an annotation of this collection "
+                      "or is in a loop of replies")  # fmt: skip
+                chain.add(cur)
+                cur = replies[cur]["parent"]
+        except InvalidInput as exc:
+            failed.add(aid)
+            del replies[aid]
+            fail(f"annotation {aid}", exc)
 
     created: list[Thread] = []
     post_ids: dict[str, tuple[Thread, int]] = {}

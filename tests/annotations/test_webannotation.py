@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 from sqlmodel import select
@@ -14,6 +15,7 @@ import nanorepo.annotations as an
 from nanorepo.catalog.models import PostRevision, Thread
 from nanorepo.errors import InvalidInput
 from tests.annotations.conftest import Published, publish
+from tests.publication.conftest import PUBLIC, live  # noqa: F401 (fixture: service under PUBLIC)
 
 BASE = "https://repo.example.org/api/"
 
@@ -172,6 +174,7 @@ def test_export_is_web_annotation_json_ld(published: Published) -> None:
     assert all("spam" not in json.dumps(a) for a in items)
     first, reply, nested = items[0], items[1], items[2]
     assert first["id"].startswith(f"{BASE}datasets/S-NANO1/threads/")
+    assert "#post-" in first["id"]
     assert first["motivation"] == "questioning" and first["nanorepo:status"] == "resolved"
     assert first["nanorepo:title"] == "Ring too small"
     assert first["body"][0] == {"type": "TextualBody", "value": "Diameter *95 nm*, too small?",
@@ -244,8 +247,11 @@ def _broken(doc: dict[str, Any], change: str) -> dict[str, Any]:
         items[0]["target"]["nanorepo:anchor"]["x"] = [0, 1e9]
     elif change == "image":
         items[3]["target"]["nanorepo:anchor"]["image"] = "nope"
-    elif change == "no-anchor":
+    elif change == "no-target":
+        del items[0]["target"]
+    elif change == "no-selector-maps":
         del items[0]["target"]["nanorepo:anchor"]
+        items[0]["target"]["selector"] = items[0]["target"]["selector"][:1]
     elif change == "body":
         items[-1]["body"]["value"] = "x" * 100_001
     elif change == "no-body":
@@ -265,7 +271,8 @@ def _broken(doc: dict[str, Any], change: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "change",
-    ["context", "type", "motivation", "stray-reply", "loop", "anchor", "image", "no-anchor",
+    ["context", "type", "motivation", "stray-reply", "loop", "anchor", "image", "no-target",
+     "no-selector-maps",
      "body", "no-body", "svg-body", "title", "status", "duplicate-id", "paged"],
 )  # fmt: skip
 def test_bad_documents_import_nothing(published: Published, change: str) -> None:
@@ -283,3 +290,193 @@ def test_bad_documents_import_nothing(published: Published, change: str) -> None
         assert len(s.exec(select(PostRevision)).all()) == n_revisions
     with published.catalog.session() as s, pytest.raises(InvalidInput):
         an.import_collection(s, other.dataset, "not json", who="x", version=1)
+
+
+def test_without_nanorepo_anchor_the_fragment_selector_places_the_region(
+    published: Published,
+) -> None:
+    """An exported region stripped of nanorepo's own anchor (as a generic tool keeps it)
+    comes back from its pixel FragmentSelector, on the pixel grid."""
+    discuss(published)
+    doc = export(published)
+    del doc["first"]["items"][0]["target"]["nanorepo:anchor"]
+    other = publish(published.catalog, "S-NANO2")
+    with published.catalog.session() as s:
+        threads = an.import_collection(s, other.dataset, doc, who="importer", version=1)
+        assert threads[0].anchor == {"kind": "region", "image": "cell1", "unit": "nanometer",
+                                     "shape": "box", "x": [100.0, 300.0], "y": [100.0, 200.0]}  # fmt: skip
+
+
+# -- annotations made by other tools -------------------------------------------------------
+
+SVG = "http://www.w3.org/2000/svg"
+
+
+def _ann(aid: str, target: Any, body: Any = None, **extra: Any) -> dict[str, Any]:
+    body = {"type": "TextualBody", "value": f"about {aid}", "purpose": "commenting",
+            "format": "text/plain"} if body is None else body  # fmt: skip
+    ann = {"id": f"https://tool.example/anno/{aid}", "type": "Annotation", "body": body,
+           "target": target, **extra}  # fmt: skip
+    if "bodyValue" in extra:  # the model's shorthand for one plain-text body, instead of body
+        del ann["body"]
+    return ann
+
+
+def _on(image: str, selector: Any) -> dict[str, Any]:
+    return {"source": f"https://viewer.example/iiif/{image}.png", "selector": selector}
+
+
+def _svg(shape: str) -> dict[str, str]:
+    return {"type": "SvgSelector", "value": f'<svg xmlns="{SVG}">{shape}</svg>'}
+
+
+def _frag(value: str) -> dict[str, str]:
+    return {"type": "FragmentSelector", "conformsTo": "http://www.w3.org/TR/media-frags/",
+            "value": value}  # fmt: skip
+
+
+#: Annotations as Annotorious, Recogito, Mirador or hypothes.is-like tools write them, the
+#: anchor each must become (pixels of 20 nm; cell1 is 1280 x 1280 nm), or the reason it is
+#: reported (words of nanorepo's own message).
+FOREIGN: list[tuple[dict[str, Any], dict[str, Any] | str]] = [
+    (_ann("px", _on("cell1", _frag("xywh=pixel:5,10,20,4"))),
+     {"kind": "region", "image": "cell1", "unit": "nanometer", "shape": "box",
+      "x": [100.0, 500.0], "y": [200.0, 280.0]}),
+    (_ann("plain-xywh", _on("cell1", _frag("xywh=1,2,3,4"))),
+     {"kind": "region", "image": "cell1", "unit": "nanometer", "shape": "box",
+      "x": [20.0, 80.0], "y": [40.0, 120.0]}),
+    (_ann("pct", _on("cell1", _frag("xywh=percent:25,50,50,25"))),
+     {"kind": "region", "image": "cell1", "unit": "nanometer", "shape": "box",
+      "x": [320.0, 960.0], "y": [640.0, 960.0]}),
+    (_ann("polygon", _on("stack", _svg('<polygon points="0,0 10,0 10,10"/>'))),
+     {"kind": "region", "image": "stack", "unit": "nanometer", "shape": "polygon",
+      "points": [[0.0, 0.0], [200.0, 0.0], [200.0, 200.0]]}),
+    (_ann("path", _on("cell1", _svg('<g><path d="M 1 1 L 11,1 l 0 10 H 1 Z"/></g>'))),
+     {"kind": "region", "image": "cell1", "unit": "nanometer", "shape": "polygon",
+      "points": [[20.0, 20.0], [220.0, 20.0], [220.0, 220.0], [20.0, 220.0]]}),
+    (_ann("rect", _on("cell1", [{"type": "nanorepo:Unknown"},
+                                _svg('<rect x="2" y="3" width="4" height="5"/>')])),
+     {"kind": "region", "image": "cell1", "unit": "nanometer", "shape": "box",
+      "x": [40.0, 120.0], "y": [60.0, 160.0]}),
+    (_ann("image-iri", f"{BASE}datasets/S-NANO1/versions/1/images/movie"),
+     {"kind": "image", "image": "movie"}),
+    (_ann("dataset-iri", f"{BASE}datasets/S-NANO1", bodyValue="plain words"),
+     {"kind": "dataset"}),
+    (_ann("tags-only", "stack", body=[
+        {"type": "SpecificResource", "purpose": "tagging",
+         "source": "http://purl.obolibrary.org/obo/GO_0005643"},
+        {"type": "TextualBody", "purpose": "tagging", "value": "npc"}]),
+     {"kind": "image", "image": "stack"}),
+    (_ann("circle", _on("cell1", _svg('<circle cx="5" cy="5" r="3"/>'))),
+     "<circle> cannot be mapped"),
+    (_ann("curve", _on("cell1", _svg('<path d="M0 0 C 1 1 2 2 3 0 Z"/>'))),
+     "curves or arcs (C)"),
+    (_ann("entities", _on("cell1", {"type": "SvgSelector", "value":
+        '<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg><rect width="&a;"/></svg>'})),
+     "declares a DOCTYPE or entities"),
+    (_ann("time", _on("cell1", _frag("t=10,20"))), "is not a Media Fragments box"),
+    (_ann("outside", _on("cell1", _frag("xywh=pixel:60,60,10,10"))), "lies outside image"),
+    (_ann("elsewhere", _on("nope", _frag("xywh=0,0,1,1"))), "names neither an annotation"),
+    (_ann("html", "cell1", body={"type": "TextualBody", "value": "<b>x</b>",
+                                 "format": "text/html"}), "must be text/markdown or text/plain"),
+    (_ann("image-body", "cell1", body={"type": "Image", "id": "https://x.example/a.png"}),
+     "a body of type 'Image' cannot be imported"),
+]  # fmt: skip
+
+
+def _foreign_doc() -> dict[str, Any]:
+    items = [a for a, _ in FOREIGN]
+    items.append(_ann("reply", items[0]["id"], motivation="replying"))
+    items.append(_ann("reply-to-circle", "https://tool.example/anno/circle"))
+    return {"@context": an.ANNO_CONTEXT, "type": "AnnotationCollection",
+            "first": {"type": "AnnotationPage", "items": items}}  # fmt: skip
+
+
+def test_annotations_of_other_tools_are_mapped_or_reported_one_by_one(
+    published: Published,
+) -> None:
+    doc = _foreign_doc()
+    with published.catalog.session() as s:
+        skipped: list[str] = []
+        threads = an.import_collection(
+            s, published.dataset, doc, who="importer", version=1, skipped=skipped
+        )
+        s.commit()
+        want = {a["id"]: w for a, w in FOREIGN if isinstance(w, dict)}
+        assert [t.anchor for t in threads] == list(want.values())
+        by_title = {t.title: t for t in threads}
+        assert by_title["plain words"].anchor == {"kind": "dataset"}
+        tagged = by_title["Tags: GO_0005643, npc"]
+        assert tagged.tags == ["GO_0005643", "npc"]
+        assert [p.body for p in an.posts(s, threads[0].id)] == ["about px", "about reply"]
+    reasons = {a["id"]: w for a, w in FOREIGN if isinstance(w, str)}
+    reasons["https://tool.example/anno/reply-to-circle"] = "circle', which was not imported"
+    assert len(skipped) == len(reasons)
+    for line, (aid, why) in zip(skipped, reasons.items(), strict=True):
+        assert line.startswith(f"annotation {aid}: ") and why in line, (line, why)
+
+
+def test_without_a_report_one_unmappable_annotation_imports_nothing(
+    published: Published,
+) -> None:
+    with published.catalog.session() as s:
+        with pytest.raises(InvalidInput) as info:
+            an.import_collection(s, published.dataset, _foreign_doc(), who="x", version=1)
+        assert info.value.message.startswith("annotation https://tool.example/anno/circle: ")
+        assert "FragmentSelector" in (info.value.hint or "")
+        s.commit()
+        assert an.list_threads(s, published.dataset.id) == ([], None)
+
+
+def test_hostile_svg_is_bounded(published: Published) -> None:
+    """A billion-laughs SVG is refused unparsed; a huge one by size; a path of many
+    vertices by the anchor's own limit."""
+    laughs = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "lol">'
+              + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">'
+                        for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+              + f']><svg xmlns="{SVG}"><rect width="&i;"/></svg>')  # fmt: skip
+    path = "M0 0 " + " ".join(f"L{i % 60} {i % 7}" for i in range(an.MAX_POLYGON_POINTS + 5))
+    doc = {"@context": an.ANNO_CONTEXT, "type": "AnnotationCollection", "first": {
+        "type": "AnnotationPage", "items": [
+            _ann("laughs", _on("cell1", {"type": "SvgSelector", "value": laughs})),
+            _ann("huge", _on("cell1", _svg(" " * 1_000_001 + "<rect/>"))),
+            _ann("many", _on("cell1", _svg(f'<path d="{path}"/>'))),
+        ]}}  # fmt: skip
+    with published.catalog.session() as s:
+        skipped: list[str] = []
+        assert an.import_collection(s, published.dataset, doc, who="x", version=1,
+                                    skipped=skipped) == []  # fmt: skip
+    assert "declares a DOCTYPE" in skipped[0]
+    assert "at most 1,000,000 characters" in skipped[1]
+    assert "anchor.points must be a list of 3 to 10,000" in skipped[2]
+
+
+def test_every_id_of_an_export_resolves(live: Any) -> None:  # noqa: F811
+    """Threads posted through the service, exported under its public address: every IRI
+    in the export (collection, annotations, sources, reply targets) answers 200 when the
+    public address is replaced by where the service runs, and a post's hash IRI names a
+    post of the thread it resolves to."""
+    seed, alice = live.seed, live.seed.headers("alice")
+    acc = seed.public
+    with httpx.Client(base_url=live.url, timeout=30, headers=alice) as c:
+        (image, *_) = c.get(f"/datasets/{acc}/versions/1/images").json()["items"]
+        name, px = image["name"], image["pixel_sizes"]["x"]
+        region = {"kind": "region", "image": name, "x": [0, 10 * px], "y": [0, 5 * px]}
+        for anchor in (region, {"kind": "image", "image": name}, {"kind": "dataset"}):
+            r = c.post(f"/datasets/{acc}/threads", json={"title": "t", "body": "b",
+                                                          "anchor": anchor})  # fmt: skip
+            assert r.status_code == 201, r.text
+            tid = r.json()["id"]
+        assert c.post(f"/datasets/{acc}/threads/{tid}/posts", json={"body": "r"}).status_code == 201
+        doc = c.get(f"/datasets/{acc}/annotations").json()
+        items = doc["first"]["items"]
+        iris = {doc["id"], doc["first"]["id"]} | {a["id"] for a in items}
+        iris |= {a["target"] if isinstance(a["target"], str) else a["target"]["source"]
+                 for a in items}  # fmt: skip
+        assert len(items) >= 4 and all(i.startswith(f"{PUBLIC}/datasets/{acc}/") for i in iris)
+        for iri in sorted(iris):
+            path, _, fragment = iri.removeprefix(PUBLIC).partition("#")
+            r = c.get(path)
+            assert r.status_code == 200, (iri, r.status_code)
+            if fragment:
+                assert int(fragment.removeprefix("post-")) in [p["id"] for p in r.json()["posts"]]
