@@ -22,7 +22,7 @@ from nanorepo.ome._reader_common import channel_color, json_clean
 from nanorepo.ome._reader_units import length_to_nm, power_to_mw, time_to_s
 from nanorepo.ome._source import Channel
 
-__all__ = ["OmeFacts", "harvest_ome", "parse_ome_xml", "technique_of"]
+__all__ = ["OmeFacts", "harvest_ome", "image_of_series", "parse_ome_xml", "technique_of"]
 
 #: OME ``Channel/@AcquisitionMode`` → nanorepo technique. Values not listed are kept raw.
 _TECHNIQUE: dict[str, str] = {
@@ -286,6 +286,34 @@ def _channels(pixels: Any, lasers: dict[str, float]) -> tuple[list[Channel], lis
             }
         )
     return out, settings
+
+
+def image_of_series(ome: Any, file_name: str, ifd: int, position: int) -> int:
+    """Which ``Image`` of a parsed OME document a TIFF series is: the one whose
+    ``TiffData`` references the series' first plane (``ifd`` of the file ``file_name``).
+
+    Matching by reference rather than by position matters when the OME-XML lists Images
+    without pixel data (``MetadataOnly``, e.g. a slide's label or macro picture) before
+    those with: tifffile makes no series of those, so the n-th series is not the n-th
+    Image. A ``TiffData`` without ``UUID`` names this file; with one, its ``FileName``
+    (or the document's own UUID) says which file. When no Image references the plane
+    (OME-XML without ``TiffData``), the series is the ``position``-th Image that has
+    pixel data.
+    """
+    own = str(getattr(ome, "uuid", "") or "")
+    for i, image in enumerate(ome.images):
+        for block in image.pixels.tiff_data_blocks:
+            uuid = block.uuid
+            in_file = (
+                uuid is None
+                or (uuid.file_name or "").lower() == file_name.lower()
+                or (own and str(uuid.value) == own and not uuid.file_name)
+            )
+            count = block.plane_count or 1
+            if in_file and block.ifd <= ifd < block.ifd + count:
+                return i
+    with_pixels = [i for i, im in enumerate(ome.images) if not im.pixels.metadata_only]
+    return with_pixels[position] if position < len(with_pixels) else position
 
 
 def harvest_ome(ome: Any, index: int, path: str | Path) -> OmeFacts:

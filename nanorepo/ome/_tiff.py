@@ -37,7 +37,7 @@ from nanorepo.ome._reader_common import (
     source_name,
     tifffile_log,
 )
-from nanorepo.ome._reader_omexml import OmeFacts, harvest_ome, parse_ome_xml
+from nanorepo.ome._reader_omexml import OmeFacts, harvest_ome, image_of_series, parse_ome_xml
 from nanorepo.ome._reader_units import length_to_nm, time_to_s
 from nanorepo.ome._source import Channel
 
@@ -596,7 +596,10 @@ def _build(
     page = series.keyframe
     if ome is not None:
         flavour = "ome-tiff"
-        facts = harvest_ome(ome, index, path)
+        first = next((p for p in series.pages if p is not None), None)
+        fname = Path(first.parent.filehandle.name).name if first is not None else path.name
+        ifd = first.index if first is not None else 0
+        facts = harvest_ome(ome, image_of_series(ome, fname, ifd, index), path)
         _check_ome_sizes(facts, series, path)
         sizes, channels = dict(facts.pixel_sizes), list(facts.channels)
         acquisition = dict(facts.acquisition)

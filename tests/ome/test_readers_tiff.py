@@ -307,6 +307,29 @@ def test_multi_series_ome_tiff(tmp_path: Path) -> None:
     assert np.array_equal(both[1].read((slice(1, 3), slice(None), slice(2, 5))), b[1:3, :, 2:5])
 
 
+def test_images_without_pixels_do_not_shift_the_metadata(tmp_path: Path) -> None:
+    """A slide's label picture (an OME Image with MetadataOnly, the same size) listed before
+    the image: the series takes the metadata of the Image its TiffData names, not of the
+    first Image (which gave a pixel size of 10,000,000 nm and its channel names)."""
+    path = tmp_path / "slide.ome.tif"
+    a = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16)
+    tifffile.imwrite(path, a, ome=True, **MB, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.05, "PhysicalSizeY": 0.05,
+        "Channel": {"Name": ["Nup96", "DNA"]}})  # fmt: skip
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata or ""
+    label = ('<Image ID="Image:9" Name="label"><Pixels ID="Pixels:9" DimensionOrder="XYCZT" '
+             'Type="uint16" SizeX="16" SizeY="16" SizeC="2" SizeZ="1" SizeT="1" '
+             'PhysicalSizeX="10000" PhysicalSizeY="10000"><Channel ID="Channel:9:0" '
+             'Name="label"/><Channel ID="Channel:9:1" Name="macro"/><MetadataOnly/>'
+             "</Pixels></Image>")  # fmt: skip
+    tifffile.tiffcomment(path, xml.replace('<Image ID="Image:0"', label + '<Image ID="Image:0"'))
+    src = open_tiff(path)
+    assert src.pixel_sizes == {"y": 50.0, "x": 50.0}
+    assert [c.name for c in src.channels] == ["Nup96", "DNA"]
+    assert np.array_equal(src.read((slice(None), slice(None), slice(None))), a)
+
+
 def test_ome_without_physical_sizes_reports_them_missing(tmp_path: Path) -> None:
     path = tmp_path / "bare.ome.tif"
     tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), ome=True, metadata={"axes": "ZYX"})
