@@ -22,7 +22,14 @@ from nanorepo.ome._reader_common import channel_color, json_clean
 from nanorepo.ome._reader_units import length_to_nm, power_to_mw, time_to_s
 from nanorepo.ome._source import Channel
 
-__all__ = ["OmeFacts", "harvest_ome", "image_of_series", "parse_ome_xml", "technique_of"]
+__all__ = [
+    "OmeFacts",
+    "harvest_ome",
+    "image_of_series",
+    "parse_ome_xml",
+    "schema_problems",
+    "technique_of",
+]
 
 #: OME ``Channel/@AcquisitionMode`` → nanorepo technique. Values not listed are kept raw.
 _TECHNIQUE: dict[str, str] = {
@@ -109,6 +116,31 @@ def parse_ome_xml(xml: str | bytes, path: str | Path) -> Any:
             raise InvalidImage(
                 path, f"its OME-XML is not valid: {detail}", hint=_INVALID_HINT
             ) from exc
+
+
+def schema_problems(xml: str) -> list[str]:
+    """What the OME XML schema finds wrong with ``xml``: up to 5 lines, ``[]`` if valid.
+
+    Policy (docs/formats.md): OME-XML that parses and agrees with the pixel data but
+    breaks the schema (an attribute the schema does not know, elements out of order, as
+    some acquisition software writes) is **deposited with the problems recorded** in the
+    image's sealed acquisition metadata as ``ome_xml_schema_problems``, never silently
+    and never refused for it alone: the values nanorepo harvests were read and checked
+    against the pages. XML that cannot be read at all is refused by
+    :func:`parse_ome_xml`. Validation is lxml against the schema ome-types ships
+    (about 5 ms a document, once per file).
+    """
+    from ome_types import validate_xml
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # older schema versions: converted, said here below
+        try:
+            validate_xml(xml)
+        except Exception as exc:
+            lines = [ln.strip().removeprefix("- ") for ln in str(exc).splitlines()[1:]]
+            found = [ln[:300] for ln in lines if ln]
+            return found[:5] or [str(exc).splitlines()[0][:300]]
+    return []
 
 
 def technique_of(modes: Sequence[str]) -> str | None:

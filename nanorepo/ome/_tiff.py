@@ -37,7 +37,13 @@ from nanorepo.ome._reader_common import (
     source_name,
     tifffile_log,
 )
-from nanorepo.ome._reader_omexml import OmeFacts, harvest_ome, image_of_series, parse_ome_xml
+from nanorepo.ome._reader_omexml import (
+    OmeFacts,
+    harvest_ome,
+    image_of_series,
+    parse_ome_xml,
+    schema_problems,
+)
 from nanorepo.ome._reader_units import length_to_nm, time_to_s
 from nanorepo.ome._source import Channel
 
@@ -516,10 +522,12 @@ def _open_all(path: str | Path, name: str | None, only: int | None) -> tuple[lis
                 ) from exc
             ome = None
             ome_xml = None
+            schema: list[str] = []
             if tif.is_ome:
                 # Parse the OME-XML first: if it is malformed, say so rather than "damaged".
                 ome_xml = tif.ome_metadata
                 ome = parse_ome_xml(ome_xml or "", path)
+                schema = schema_problems(ome_xml or "")
             # Errors tifffile logs are structural (offsets past the end of the file, broken
             # tag lists); those about the OME series are contradictions, reported below.
             errors = log_messages(
@@ -561,7 +569,7 @@ def _open_all(path: str | Path, name: str | None, only: int | None) -> tuple[lis
                     path, f"has no series {only} (it has {len(all_series)})", hint=None
                 )
             sources = [
-                _build(tif, all_series[i], i, len(all_series), path, base, ome, ome_xml)
+                _build(tif, all_series[i], i, len(all_series), path, base, ome, ome_xml, schema)
                 for i in indices
             ]
             if only is not None:
@@ -580,6 +588,7 @@ def _build(
     base: str,
     ome: Any,
     ome_xml: str | None,
+    schema: Sequence[str] = (),
 ) -> TiffSource:
     what = f"series {index}" if count > 1 else "the image"
     _check_layout(series, path, what)
@@ -616,6 +625,8 @@ def _build(
         channels = [Channel(name=names[i], color=colors[i]) for i in range(c)]
     if assumed:
         acquisition["axes_assumed"] = assumed
+    if schema:  # recorded, not refused: see schema_problems
+        acquisition["ome_xml_schema_problems"] = list(schema)
     origin = sorted({str(Path(p.parent.filehandle.path or path)) for p in series.pages if p})
     stored_dtype = np.dtype(series.dtype)
     dataoffset = series.dataoffset

@@ -330,6 +330,24 @@ def test_images_without_pixels_do_not_shift_the_metadata(tmp_path: Path) -> None
     assert np.array_equal(src.read((slice(None), slice(None), slice(None))), a)
 
 
+def test_schema_problems_are_recorded_not_silent(tmp_path: Path) -> None:
+    """OME-XML that breaks the OME schema but agrees with the pixels is read, and what the
+    schema says is recorded in the image's acquisition metadata (docs/formats.md)."""
+    path = tmp_path / "vendor.ome.tif"
+    tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint16), ome=True, **MB,
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.05, "PhysicalSizeY": 0.05})  # fmt: skip
+    assert "ome_xml_schema_problems" not in open_tiff(path).acquisition
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata or ""
+    tifffile.tiffcomment(
+        path, xml.replace('<Pixels ID="Pixels:0"', '<Pixels Gain="9" ID="Pixels:0"')
+    )
+    src = open_tiff(path)
+    assert src.pixel_sizes == {"y": 50.0, "x": 50.0}
+    (problem,) = src.acquisition["ome_xml_schema_problems"]
+    assert "Pixels" in problem and "Gain" in problem
+
+
 def test_ome_without_physical_sizes_reports_them_missing(tmp_path: Path) -> None:
     path = tmp_path / "bare.ome.tif"
     tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), ome=True, metadata={"axes": "ZYX"})
