@@ -33,6 +33,7 @@ import {
 import { IProvenanceActions, Provenance } from './provenance';
 import { RequestError } from './request';
 import { Threads } from './threads';
+import { IViewLink } from './viewer/link';
 
 /** What the page's buttons do (provided by the plugin: notebook, clipboard, napari, and
  * the Provenance tab's: open a dataset, open a run's notebook, copy a command). */
@@ -48,6 +49,8 @@ export interface IDatasetActions extends IProvenanceActions {
     version: number,
     image: string | null
   ) => void;
+  /** Open an image in the viewer (optionally at a view link's region). */
+  viewImage: (link: IViewLink) => void;
 }
 
 type Tab = 'metadata' | 'images' | 'threads' | 'files' | 'provenance';
@@ -540,6 +543,17 @@ function DatasetView(props: {
                 actions.openInNotebook(accession, version, name),
               viewInNapari: name =>
                 actions.viewInNapari(accession, version, name),
+              view: name =>
+                actions.viewImage({
+                  accession,
+                  version,
+                  image: name,
+                  x: null,
+                  y: null,
+                  z: 0,
+                  t: 0,
+                  c: null
+                }),
               discuss: name => {
                 setDiscuss(name);
                 setTab('threads');
@@ -558,6 +572,7 @@ function DatasetView(props: {
             canAnnotate={detail.can.includes('annotate')}
             me={me}
             can={detail.can}
+            viewImage={actions.viewImage}
             onCounts={onCounts}
           />
         </div>

@@ -27,6 +27,8 @@ export interface IImageActions {
   openInNotebook: (image: string) => void;
   viewInNapari: (image: string) => void;
   discuss: (image: string) => void;
+  /** Open the image in the viewer. */
+  view: (image: string) => void;
 }
 
 function FilterBar(props: { model: ImageTableModel }): JSX.Element {
@@ -155,11 +157,19 @@ function Row(props: {
       data-image={image.name}
     >
       <span role="cell" className="nr-Col-thumb">
-        <img
-          src={client.url(`${image.thumbnail}?size=64`)}
-          alt=""
-          loading="lazy"
-        />
+        <button
+          type="button"
+          className="nr-Thumb"
+          title={`View ${image.name}`}
+          aria-label={`View ${image.name}`}
+          onClick={() => actions.view(image.name)}
+        >
+          <img
+            src={client.url(`${image.thumbnail}?size=64`)}
+            alt=""
+            loading="lazy"
+          />
+        </button>
       </span>
       <span role="cell" className="nr-Col-name" title={image.name}>
         {image.name}
@@ -217,6 +227,14 @@ function Row(props: {
         </span>
       ))}
       <span role="cell" className="nr-Col-actions">
+        <Button
+          small
+          minimal
+          title="Open this image in the viewer"
+          onClick={() => actions.view(image.name)}
+        >
+          View
+        </Button>
         <Button
           small
           minimal

@@ -22,6 +22,7 @@ import {
 import { notifyError } from './actions';
 import { savePostEdit } from './models';
 import { RequestError } from './request';
+import { IViewLink } from './viewer/link';
 
 const sanitizer = new Sanitizer();
 
@@ -51,6 +52,44 @@ export interface IThreadsProps {
   /** what the user may do on the dataset (`moderate`: curators; `edit`: the owner) */
   can: string[];
   onCounts: (counts: { [status: string]: number }) => void;
+  /** open a thread's image in the viewer, at its region */
+  viewImage?: (link: IViewLink) => void;
+}
+
+/** The view link of a thread's image: its region with a margin of half its size. */
+export function threadLink(thread: IThread): IViewLink {
+  const a = thread.anchor as { [key: string]: unknown };
+  const link: IViewLink = {
+    accession: thread.dataset,
+    version: thread.version,
+    image: thread.image ?? '',
+    x: null,
+    y: null,
+    z: 0,
+    t: 0,
+    c: null
+  };
+  const box = (v: unknown): [number, number] | null => {
+    if (Array.isArray(v) && v.length === 2) {
+      const [lo, hi] = v as number[];
+      const m = (hi - lo) / 2;
+      return [Math.max(0, lo - m), hi + m];
+    }
+    return null;
+  };
+  if (a['kind'] === 'region') {
+    if (a['shape'] === 'box') {
+      link.x = box(a['x']);
+      link.y = box(a['y']);
+    } else if (Array.isArray(a['points']) && a['points'].length) {
+      const pts = a['points'] as number[][];
+      const xs = pts.map(p => p[0]);
+      const ys = pts.map(p => p[1]);
+      link.x = box([Math.min(...xs), Math.max(...xs)]);
+      link.y = box([Math.min(...ys), Math.max(...ys)]);
+    }
+  }
+  return link;
 }
 
 function NewThread(props: {
@@ -292,6 +331,7 @@ function ThreadView(props: {
   can: string[];
   onBack: () => void;
   onChanged: () => void;
+  viewImage?: (link: IViewLink) => void;
 }): JSX.Element {
   const { client, accession, threadId, me, can } = props;
   const [thread, setThread] = React.useState<IThread | null>(null);
@@ -369,6 +409,15 @@ function ThreadView(props: {
         </span>
         {thread.image ? (
           <span className="nr-Badge">image {thread.image}</span>
+        ) : null}
+        {thread.image && props.viewImage ? (
+          <Button
+            small
+            title="Open the image in the viewer, at this thread's region"
+            onClick={() => props.viewImage?.(threadLink(thread))}
+          >
+            View on image
+          </Button>
         ) : null}
         {!mayResolve ? null : thread.status === 'open' ? (
           <Button small onClick={() => void setStatus('resolved')}>
@@ -449,6 +498,7 @@ export function Threads(props: IThreadsProps): JSX.Element {
           void load();
         }}
         onChanged={() => void load()}
+        viewImage={props.viewImage}
       />
     );
   }
