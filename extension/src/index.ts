@@ -48,6 +48,7 @@ import { DatasetPage, IDatasetActions } from './dataset';
 import { repositoryIcon } from './icons';
 import { RepositoryPanel } from './panel';
 import { rerunCommand } from './runs';
+import { OPEN_VIEW_LINK, registerViewer } from './viewer';
 
 export { RepositoryClient } from './api';
 export { requestAPI, requestAPIWithMeta, RequestError } from './request';
@@ -139,7 +140,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       namespace: 'nanorepo-dataset'
     });
 
+    const viewImage = registerViewer(app, client);
     const actions: IDatasetActions = {
+      viewImage,
       openInNotebook: (accession, version, image) => {
         void app.commands.execute(CommandIDs.insertCode, {
           accession,
@@ -341,6 +344,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     palette?.addItem({ command: CommandIDs.search, category: 'nanorepo' });
+    palette?.addItem({ command: OPEN_VIEW_LINK, category: 'nanorepo' });
     palette?.addItem({
       command: CommandIDs.openTraining,
       category: 'nanorepo'
