@@ -9,7 +9,7 @@
  * only for the tiles on screen at the level that fits the zoom.
  */
 import { ServerConnection } from '@jupyterlab/services';
-import { ZarrPixelSource } from '@vivjs/loaders';
+import { ZarrPixelSource, loadOmeZarrFromStore } from '@vivjs/loaders';
 import * as zarr from 'zarrita';
 
 import { IImageInfo, IThread, RepositoryClient } from '../api';
@@ -69,12 +69,8 @@ function num(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** The parts of the NGFF attributes the viewer reads. */
-interface INgff {
-  multiscales?: Array<{
-    axes?: Array<{ name: string } | string>;
-    datasets?: Array<{ path: string }>;
-  }>;
+/** What the viewer reads of the NGFF attributes beyond viv: OMERO's channels. */
+interface IOmero {
   omero?: {
     channels?: Array<{
       label?: string;
@@ -83,18 +79,6 @@ interface INgff {
       window?: { start?: number; end?: number; min?: number; max?: number };
     }>;
   };
-}
-
-/** The NGFF attributes of a group: under `ome` (0.5, Zarr v3) or at the top (0.4). */
-function omeAttrs(attrs: Record<string, unknown>): INgff {
-  const ome = attrs['ome'];
-  return (ome && typeof ome === 'object' ? ome : attrs) as INgff;
-}
-
-/** The largest power of two not above `n` (viv's tiles are square powers of two). */
-function tileSizeOf(chunks: readonly number[]): number {
-  const n = Math.min(chunks[chunks.length - 1], chunks[chunks.length - 2]);
-  return 2 ** Math.max(6, Math.floor(Math.log2(Math.max(1, n))));
 }
 
 /** The store of an image's Zarr through the forwarder, sent with the Jupyter token. */
@@ -119,39 +103,19 @@ export async function openPyramid(
   client: RepositoryClient,
   image: IImageInfo
 ): Promise<IPyramid> {
-  const root = zarr.root(zarrStore(client, image));
-  const group = await zarr.open(root, { kind: 'group' });
-  const ome = omeAttrs(group.attrs as Record<string, unknown>);
-  const multiscale = ome.multiscales?.[0];
-  if (!multiscale?.datasets?.length) {
-    throw new Error(
-      `image ${image.name} has no NGFF multiscales in its Zarr attributes: it cannot be viewed`
-    );
-  }
-  const paths: string[] = multiscale.datasets.map(
-    (d: { path: string }) => d.path
+  // viv reads the NGFF multiscales (0.4 at the top of the attributes, 0.5 under `ome`)
+  // and makes one pixel source per level, its tiles the size of the chunks
+  const { data: levels, metadata } = await loadOmeZarrFromStore(
+    zarrStore(client, image)
   );
-  const arrays = await Promise.all(
-    paths.map(p => zarr.open(root.resolve(p), { kind: 'array' }))
-  );
-  const labels = (
-    multiscale.axes?.map(a => (typeof a === 'string' ? a : a.name)) ??
-    image.dims
-  ).map(a => a.toLowerCase());
-  const tileSize = tileSizeOf(arrays[0].chunks);
-  const levels = arrays.map(
-    a =>
-      new ZarrPixelSource(
-        a as ConstructorParameters<typeof ZarrPixelSource>[0],
-        labels as ConstructorParameters<typeof ZarrPixelSource>[1],
-        tileSize
-      )
-  );
+  const ome = metadata as unknown as IOmero;
+  const labels = levels[0].labels.map(a => String(a).toLowerCase());
+  const shape = levels[0].shape;
   const size = (axis: string): number => {
     const i = labels.indexOf(axis);
-    return i < 0 ? 1 : arrays[0].shape[i];
+    return i < 0 ? 1 : shape[i];
   };
-  const range = dtypeRange(String(arrays[0].dtype));
+  const range = dtypeRange(levels[0].dtype.toLowerCase());
   const stored = ome.omero?.channels ?? [];
   const infos = image.channels;
   const channels: IViewerChannel[] = [];
