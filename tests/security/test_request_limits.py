@@ -174,3 +174,30 @@ def test_a_hostile_post_is_cut_off_and_does_not_stall_the_service(tight_service:
     # and nothing was written
     r = httpx.get(url, params={"limit": 200}, headers=seed.headers("alice"), timeout=30)
     assert all(t["title"] != "slow" for t in r.json()["items"])
+
+
+def test_the_render_budget_counts_cpu_time_not_time_waiting_for_a_core() -> None:
+    """On a busy machine the low-priority renderer waits for a core; an ordinary post must
+    not be refused for that (the budget was wall time), while a hostile one still is."""
+    import os
+    import signal
+
+    from nanorepo.annotations import RenderPool
+    from nanorepo.errors import InvalidInput
+
+    pool = RenderPool(workers=1, budget_s=0.3)
+    try:
+        assert "<strong>" in pool.render("**warm** " * 40)  # starts the worker
+        (worker,) = pool._all
+        answer: list[str] = []
+        os.kill(worker.proc.pid, signal.SIGSTOP)  # starved: no CPU at all for 0.8 s
+        t = threading.Thread(target=lambda: answer.append(pool.render("plain words " * 400)))
+        t.start()
+        time.sleep(0.8)
+        os.kill(worker.proc.pid, signal.SIGCONT)
+        t.join(30)
+        assert answer and answer[0].startswith("<p>plain words"), answer
+        with pytest.raises(InvalidInput, match=r"more than 0\.3 s to render"):
+            pool.render(HOSTILE_POST)
+    finally:
+        pool.close()
