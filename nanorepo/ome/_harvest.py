@@ -22,11 +22,14 @@ from nanorepo.ome._reader_common import read_all
 from nanorepo.ome._smlm import is_localisation_table
 from nanorepo.ome._source import ImageSource
 from nanorepo.ome._tiff import TIFF_MAGIC, open_tiff, open_tiff_series
+from nanorepo.ome._vendor import open_vendor_series, vendor_format
 from nanorepo.ome._zarr_input import looks_like_zarr, open_ome_zarr, open_zarr_series
 
 __all__ = ["check", "is_image", "is_localisation_table", "open_source", "open_sources"]
 
-_NOT_AN_IMAGE = "is not a TIFF, OME-TIFF, OME-Zarr, TIFF plane directory or localisation table"
+_NOT_AN_IMAGE = (
+    "is not a TIFF, OME-TIFF, CZI, LIF, ND2, OME-Zarr, TIFF plane directory or localisation table"
+)
 _CONVERT_HINT = (
     "convert it to OME-TIFF with Bio-Formats (`bfconvert in.ext out.ome.tif`) or to "
     "OME-Zarr with bioformats2raw; localisation tables must be CSV/TSV/Parquet with x/y columns"
@@ -72,7 +75,8 @@ def is_image(path: str | Path) -> bool:
         if p.is_dir():
             return looks_like_zarr(p) or looks_like_planes(p)
         if p.is_file():
-            return _head(p, 4) in TIFF_MAGIC
+            head = _head(p)
+            return head[:4] in TIFF_MAGIC or vendor_format(head) is not None
     except (OSError, InvalidImage):
         return False
     return False
@@ -113,7 +117,8 @@ def open_source(
     """Open an image file or directory as a lazily readable :class:`ImageSource`.
 
     Dispatches on content: TIFF magic → TIFF/OME-TIFF/ImageJ reader (first series of a
-    multi-series file; see :func:`open_sources` for all); a Zarr group → OME-Zarr reader
+    multi-series file; see :func:`open_sources` for all); CZI, LIF or ND2 magic → the
+    bioio plugin of the format (first scene); a Zarr group → OME-Zarr reader
     (NGFF 0.4/0.5, validated); a directory of TIFF files → plane reader (``pattern``).
 
     Parameters
@@ -141,13 +146,17 @@ def open_source(
         raise _refuse(p)
     if _head(p, 4) in TIFF_MAGIC:
         return open_tiff(p, name=name)
+    fmt = vendor_format(_head(p))
+    if fmt is not None:
+        return open_vendor_series(p, fmt, name=name)[0]
     raise _refuse(p)
 
 
 def open_sources(
     path: str | Path, *, pattern: str | None = None, name: str | None = None
 ) -> list[ImageSource]:
-    """Every image in ``path``: each series of a TIFF, each image of a plane directory or of
+    """Every image in ``path``: each series of a TIFF, each scene of a CZI, LIF or ND2,
+    each image of a plane directory or of
     a bioformats2raw OME-Zarr. Names get ``_s<index>`` when a file holds several series.
     """
     p = _resolve(path)
@@ -161,6 +170,9 @@ def open_sources(
         raise _refuse(p)
     if _head(p, 4) in TIFF_MAGIC:
         return list(open_tiff_series(p, name=name))
+    fmt = vendor_format(_head(p))
+    if fmt is not None:
+        return list(open_vendor_series(p, fmt, name=name))
     raise _refuse(p)
 
 

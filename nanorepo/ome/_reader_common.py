@@ -47,6 +47,9 @@ _NAME_SUFFIXES = (
     ".tif",
     ".zarr",
     ".btf",
+    ".czi",
+    ".lif",
+    ".nd2",
 )
 
 #: Colours for channels without one, magenta and green first (readable by most colour-blind

@@ -107,14 +107,17 @@ def test_corrupt_bytes_in_the_middle(tmp_path: Path) -> None:
 def test_text_file_named_tif(tmp_path: Path) -> None:
     path = tmp_path / "notes.tif"
     path.write_text("Acquisition notes: STED, 775 nm depletion\n")
-    _expect(path, r"is not a TIFF, OME-TIFF, OME-Zarr, TIFF plane directory or "
-                  r"localisation table: it is text")  # fmt: skip
+    _expect(path, r"is not a TIFF, OME-TIFF, CZI, LIF, ND2, OME-Zarr, TIFF plane directory "
+                  r"or localisation table: it is text")  # fmt: skip
 
 
 def test_other_formats_are_named(tmp_path: Path) -> None:
-    path = tmp_path / "scan.czi"
-    path.write_bytes(b"ZISRAWFILE" + bytes(100))
-    _expect(path, "it is a Zeiss CZI file")
+    path = tmp_path / "scan.ims"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    _expect(path, "it is an HDF5 file")
+    cut = tmp_path / "scan.czi"  # a vendor format nanorepo reads, cut short
+    cut.write_bytes(b"ZISRAWFILE" + bytes(100))
+    _expect(cut, "is a Zeiss CZI file that bioio-czi [0-9.]+ cannot open")
 
 
 def test_empty_file(tmp_path: Path) -> None:
