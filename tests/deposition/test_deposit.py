@@ -166,3 +166,40 @@ def test_open_from_storage_alone(
     ds = nanorepo.open(res.accession, settings=Settings.from_env(tmp_path / "server-home", env=env))
     assert ds.version == 1
     assert ds.images[0].shape == (3, 96, 80)
+
+
+def test_vendor_files_deposit_every_scene_and_keep_the_originals(
+    repo: Repository, metadata_file: Path
+) -> None:
+    """A 3-scene CZI and a 4-channel ND2 (tests/data/formats, with their licences): every
+    scene an image with its pixels, pixel sizes and channels, the files kept as
+    originals, the objective in the sealed metadata."""
+    import shutil
+
+    import nd2
+
+    formats = Path(__file__).resolve().parent.parent / "data" / "formats"
+    czi, nd = (shutil.copy(formats / f, metadata_file.parent / f)
+               for f in ("zeiss_3scenes_mosaic_c1.czi", "nikon_ti2_4ch_256x256.nd2"))  # fmt: skip
+    meta = yaml.safe_load(metadata_file.read_text())
+    meta["image_acquisition"]["technique"] = "widefield"  # what both files say
+    metadata_file.write_text(yaml.safe_dump(meta))
+    res = repo.deposit([Path(czi), Path(nd)], title="Vendor files", metadata=metadata_file)
+    assert res.images == ["zeiss_3scenes_mosaic_c1_s0", "zeiss_3scenes_mosaic_c1_s1",
+                          "zeiss_3scenes_mosaic_c1_s2", "nikon_ti2_4ch_256x256"]  # fmt: skip
+    images = {im.name: im for im in repo.open(res.accession).images}
+    assert [images[f"zeiss_3scenes_mosaic_c1_s{i}"].shape for i in range(3)] == [
+        (122, 295), (64, 64), (237, 352)]  # fmt: skip
+    nikon = images["nikon_ti2_4ch_256x256"]
+    assert (nikon.dims, nikon.shape) == (("c", "y", "x"), (4, 256, 256))
+    assert nikon.pixel_sizes == pytest.approx({"y": 323.390343, "x": 323.390343})
+    np.testing.assert_array_equal(nikon.to_xarray().values, nd2.imread(nd))
+    shown = repo.show(res.accession)
+    sealed = shown["metadata"]["images"]["nikon_ti2_4ch_256x256"]
+    assert sealed["acquisition"]["objective"]["model"] == "Plan Apo λ 20x"
+    assert [c["name"] for c in sealed["channels"]] == ["Mono", "DAPI", "FITC BP", "TRITC BP"]
+    originals = {Path(f["storage_path"]).name: f for f in shown["files"] if f["role"] == "original"}
+    assert set(originals) == {"zeiss_3scenes_mosaic_c1.czi", "nikon_ti2_4ch_256x256.nd2"}
+    kept = Path(originals["nikon_ti2_4ch_256x256.nd2"]["storage_path"]).read_bytes()
+    assert kept == Path(nd).read_bytes()
+    assert repo.verify(res.accession)[0].ok
