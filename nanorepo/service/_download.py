@@ -91,18 +91,19 @@ def version_manifest(
 
 
 @router.get(
-    "/datasets/{accession}/versions/{version}/objects/{path:path}",
+    "/datasets/{accession}/versions/{version}/objects/{object:path}",
     tags=["files"],
     response_class=Response,
     responses=_RESPONSES,
 )
 def version_object(
-    accession: str, version: str, path: str, request: Request, s: DbSession, p: CurrentPrincipal
+    accession: str, version: str, object: str, request: Request, s: DbSession, p: CurrentPrincipal
 ) -> Response:
     """One object of the version by its path in the dataset (listed by its manifests)."""
     ds, v = version_row(s, p, accession, version)
     base = _dataset_dir(request, ds)
     objects = version_objects(base, v)
+    path = object
     found = objects.get(path) if len(path) <= 1024 else None
     if found is None:
         raise ObjectNotFound(

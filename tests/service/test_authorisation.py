@@ -43,6 +43,7 @@ def _case_values(seed: SeededRepository, case: str, accession: str) -> dict[str,
         "file": f"cell{n}.ome.xml",
         "path": "zarr.json",
         "key": "zarr.json",
+        "object": "versions/v1/metadata.json",  # in every version's manifest
         "thread_id": str(n + 1),  # the seed opens one thread per case, in order
         "post_id": str(2 * n + 1),
         "kind": "user",
