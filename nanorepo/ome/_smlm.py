@@ -367,11 +367,20 @@ def _read_raw(path: Path) -> tuple[pa.Table, str]:
             f"{path}: is not a table (expected CSV, TSV or Parquet with a header row)",
             hint="export the localisations as CSV with a header row, e.g. as ThunderSTORM does",
         )
-    skip, delim, _headers = layout
+    skip, delim, headers = layout
+    # Some ThunderSTORM exports quote the whole header row as one field
+    # ("id,frame,x [nm],..."): the column names are its parts, the rows are plain.
+    line = head.decode("utf-8-sig", errors="replace").splitlines()[skip].strip()
+    one_field = len(line) > 1 and line[0] == line[-1] == '"' and line.count('"') == 2
+    read_options = (
+        pacsv.ReadOptions(skip_rows=skip + 1, column_names=headers)
+        if one_field
+        else pacsv.ReadOptions(skip_rows=skip)
+    )
     try:
         table = pacsv.read_csv(
             str(path),
-            read_options=pacsv.ReadOptions(skip_rows=skip),
+            read_options=read_options,
             parse_options=pacsv.ParseOptions(delimiter=delim),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:

@@ -70,6 +70,21 @@ def test_thunderstorm_csv(tmp_path: Path) -> None:
     assert table.units_assumed == ()
 
 
+def test_thunderstorm_header_quoted_as_one_field(tmp_path: Path) -> None:
+    """Some ThunderSTORM exports quote the whole header row as one field."""
+    path = tmp_path / "ts_quoted.csv"
+    path.write_text('"id,frame,x [nm],y [nm],intensity [photon]"\n'
+                    "1,1,100.5,200.25,300\n2,3,110,210,250\n")  # fmt: skip
+    assert is_localisation_table(path)
+    table = read_localisations(path)
+    assert (table.software, len(table)) == ("ThunderSTORM", 2)
+    assert table.columns == ["x_nm", "y_nm", "frame", "photons", "id"]
+    assert table.units == {"x_nm": "nm", "y_nm": "nm", "frame": "frame", "photons": "photon",
+                           "id": None}  # fmt: skip
+    assert table.table.column("x_nm").to_pylist() == [100.5, 110.0]
+    assert table.table.column("frame").to_pylist() == [1, 3]
+
+
 def test_summary_is_json_and_correct(tmp_path: Path) -> None:
     path = tmp_path / "ts.csv"
     locs = localisations(seed=3)
