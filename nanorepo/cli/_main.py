@@ -72,7 +72,8 @@ def cli(ctx: click.Context, home: str | None, local: bool) -> None:
     on a JupyterHub server both are set for you), else NANOREPO_HOME or --home (a
     repository on this machine), else ~/.nanorepo if `nanorepo init` made one there.
     Through the service (no catalog needed):
-      list, search, show, history, set, grant, release, embargo, deposit (upload),
+      list, search, show, cite, download, history, set, grant, release, embargo,
+      deposit (upload),
       run, rerun, runs (the run executes here; its record goes to the service)
     Commands marked (operator) act on the local repository only (its catalog and
     storage): init, revise, verify, demo, serve, token, user; with NANOREPO_URL set they
