@@ -19,7 +19,7 @@ from pathlib import Path
 from nanorepo.errors import InvalidImage
 from nanorepo.ome._planes import looks_like_planes, open_plane_series, open_planes
 from nanorepo.ome._reader_common import read_all
-from nanorepo.ome._smlm import is_localisation_table
+from nanorepo.ome._smlm import is_localisation_table, unread_localisation_format
 from nanorepo.ome._source import ImageSource
 from nanorepo.ome._tiff import TIFF_MAGIC, open_tiff, open_tiff_series
 from nanorepo.ome._vendor import open_vendor_series, vendor_format
@@ -97,6 +97,15 @@ def _refuse(p: Path) -> InvalidImage:
             p,
             "is a localisation table, not an image",
             hint="deposit it as a localisation table (read_localisations reads it)",
+        )
+    smlm = unread_localisation_format(p)
+    if smlm is not None:
+        return InvalidImage(
+            p,
+            f"is a localisation file of {smlm}, which nanorepo does not read",
+            hint="export the localisations as CSV or TSV with a header row that names x and "
+            'y with their unit (e.g. ThunderSTORM\'s "x [nm]"), or as Parquet; nothing was '
+            "deposited",
         )
     return InvalidImage(p, f"{_NOT_AN_IMAGE}: it is {_describe(head)}", hint=_CONVERT_HINT)
 

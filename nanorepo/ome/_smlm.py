@@ -34,6 +34,7 @@ __all__ = [
     "LocalisationTable",
     "is_localisation_table",
     "read_localisations",
+    "unread_localisation_format",
 ]
 
 #: Canonical columns (in this order, when present) and their units.
@@ -328,6 +329,37 @@ def is_localisation_table(path: str | Path) -> bool:
         return layout is not None and _has_xy(layout[2])
     except Exception:
         return False
+
+
+def unread_localisation_format(path: str | Path) -> str | None:
+    """What a localisation file nanorepo does not read is, by content, or ``None``.
+
+    For a refusal that names the software and what is missing, instead of calling such a
+    file text or an archive. Reads at most 64 KiB; never raises.
+    """
+    p = Path(path)
+    try:
+        head = _head(p)
+    except OSError:
+        return None
+    name = p.name.lower()
+    if head.startswith(b"MATLAB 7.3 MAT-file") or (
+        head.startswith(b"MATLAB 5.0 MAT-file") and name.endswith(".mat")
+    ):
+        return "a MATLAB .mat file (as SMAP saves localisations, *_sml.mat)"
+    if head.startswith(b"\x89HDF\r\n\x1a\n") and name.endswith((".hdf5", ".h5")):
+        if p.with_suffix(".yaml").is_file():
+            return "Picasso (HDF5 localisations with their .yaml)"
+        return "an HDF5 file (as Picasso .hdf5 or DECODE .h5 save localisations)"
+    if head.startswith(b"PK\x03\x04") and name.endswith(".smlm"):
+        return "the .smlm format (a ZIP of a JSON manifest and binary tables)"
+    lines = head.decode("latin-1").lstrip().splitlines()
+    first = lines[0] if lines else ""
+    if first.startswith("# <localizations"):
+        return "rapidSTORM (an XML comment describing the columns, and no header row)"
+    if "First Frame" in first and "Position X [nm]" in first:
+        return "Zeiss ZEN (Elyra) localisations (tab-separated, with a binary trailer)"
+    return None
 
 
 def _read_raw(path: Path) -> tuple[pa.Table, str]:

@@ -120,6 +120,33 @@ def test_other_formats_are_named(tmp_path: Path) -> None:
     _expect(cut, "is a Zeiss CZI file that bioio-czi [0-9.]+ cannot open")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        ("cell_sml.mat", b"MATLAB 7.3 MAT-file, Platform: GLNXA64" + bytes(200),
+         "a MATLAB .mat file"),
+        ("locs.hdf5", b"\x89HDF\r\n\x1a\n" + bytes(200), "an HDF5 file"),
+        ("cell.smlm", b"PK\x03\x04" + bytes(200), "the .smlm format"),
+        ("storm.txt", b'# <localizations insequence="true" repetitions="variable">'
+         b'<field identifier="Position-0-0" unit="nanometer" /></localizations>\n'
+         b"1012.5 2000.1 0 3000\n", "rapidSTORM"),
+        ("elyra.txt", b"Index\tFirst Frame\tNumber Frames\tPosition X [nm]\tPosition Y [nm]\n"
+         b"1\t1\t1\t100.5\t200.5\n\x00\x01\x02", "Zeiss ZEN (Elyra)"),
+    ],
+)  # fmt: skip
+def test_localisation_files_not_read_are_named(
+    tmp_path: Path, name: str, content: bytes, what: str
+) -> None:
+    """A localisation file nanorepo does not read is named for what it is, with a hint
+    about tables (no Bio-Formats, which does not apply to tables)."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InvalidImage) as info:
+        open_source(path)
+    assert f"is a localisation file of {what}" in info.value.message
+    assert "Bio-Formats" not in str(info.value) and "x [nm]" in (info.value.hint or "")
+
+
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.ome.tif"
     path.write_bytes(b"")
