@@ -230,23 +230,65 @@ def _plan(path: Path, axes: list[Mapping[str, Any]], shape: tuple[int, ...]) -> 
     return plan
 
 
-def _channels(omero: Any, count: int) -> tuple[Channel, ...]:
+_OMERO_HINT = (
+    "fix the omero metadata (https://ngff.openmicroscopy.org/0.5/#omero-md): colours are "
+    '"RRGGBB" hex strings, window start/end numbers, labels strings; or remove the omero '
+    "block (nanorepo then chooses colours and contrast); nothing was deposited"
+)
+
+
+def _omero_problem(path: Path, field: str, value: Any, want: str) -> InvalidImage:
+    return InvalidImage(
+        path,
+        f"its omero metadata is not valid: {field} is {str(value)[:80]!r} "
+        f"({type(value).__name__}), not {want}",
+        hint=_OMERO_HINT,
+    )
+
+
+def _channels(path: Path, omero: Any, count: int) -> tuple[Channel, ...]:
+    """Channels from NGFF ``omero`` rendering metadata.
+
+    Policy (docs/formats.md): invalid values are refused naming the field, never
+    silently replaced: a colour that is not ``RRGGBB`` hex text, a window bound that is
+    not a number, a label that is not text. Absent values get nanorepo's defaults.
+    """
+    if omero is None:
+        return fit_channels([], count)
+    if not isinstance(omero, dict):
+        raise _omero_problem(path, "omero", omero, "an object")
+    items = omero.get("channels", [])
+    if not isinstance(items, list):
+        raise _omero_problem(path, "omero.channels", items, "a list")
     out: list[Channel] = []
-    items = omero.get("channels") if isinstance(omero, dict) else None
-    for i, ch in enumerate(items or []):
+    for i, ch in enumerate(items):
+        where = f"omero.channels[{i}]"
         if not isinstance(ch, dict):
-            continue
-        color = str(ch.get("color") or "").upper().lstrip("#")
-        if len(color) != 6 or any(c not in "0123456789ABCDEF" for c in color):
-            color = channel_color(None, i, count)
+            raise _omero_problem(path, where, ch, "an object")
+        raw = ch.get("color")
+        if raw is not None and not (
+            isinstance(raw, str)
+            and len(raw.lstrip("#")) == 6
+            and all(c in "0123456789ABCDEFabcdef" for c in raw.lstrip("#"))
+        ):
+            raise _omero_problem(path, f"{where}.color", raw, 'a "RRGGBB" hex string')
+        color = raw.lstrip("#").upper() if raw else channel_color(None, i, count)
+        label = ch.get("label")
+        if label is not None and not isinstance(label, str):
+            raise _omero_problem(path, f"{where}.label", label, "text")
         window = ch.get("window")
-        start, end = (
-            (window.get("start"), window.get("end")) if isinstance(window, dict) else (None, None)
-        )
+        if window is not None and not isinstance(window, dict):
+            raise _omero_problem(path, f"{where}.window", window, "an object")
         win = None
-        if isinstance(start, int | float) and isinstance(end, int | float) and end > start:
-            win = (float(start), float(end))
-        out.append(Channel(name=str(ch.get("label") or f"channel {i}"), color=color, window=win))
+        if window:
+            for key in ("start", "end", "min", "max"):
+                v = window.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                    raise _omero_problem(path, f"{where}.window.{key}", v, "a number")
+            start, end = window.get("start"), window.get("end")
+            if start is not None and end is not None and end > start:
+                win = (float(start), float(end))
+        out.append(Channel(name=label or f"channel {i}", color=color, window=win))
     return fit_channels(out, count)
 
 
@@ -296,7 +338,7 @@ def _open_image(
         if value is not None and value > 0 and math.isfinite(value):
             sizes[dim] = value
     n_c = amap.shape[amap.dims.index("c")] if "c" in amap.dims else 1
-    channels = _channels(attrs.get("omero"), n_c)
+    channels = _channels(path, attrs.get("omero"), n_c)
     acquisition: dict[str, Any] = {}
     key_values: dict[str, str] = {}
     if ome_xml is not None:

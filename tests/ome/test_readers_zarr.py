@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,29 @@ def test_ome_zarr_is_read_with_its_metadata(tmp_path: Path, version: str) -> Non
     assert src.ngff_version == version  # type: ignore[attr-defined]
     for region in random_regions(src.shape, 10):
         assert np.array_equal(src.read(region), data[region])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        (lambda ch: ch.update(color=16711935), "omero.channels[0].color", "'16711935' (int)"),
+        (lambda ch: ch.update(color="magenta"), "omero.channels[0].color", "'magenta' (str)"),
+        (lambda ch: ch["window"].update(end="900"), "omero.channels[0].window.end", "'900' (str)"),
+        (lambda ch: ch.update(label=7), "omero.channels[0].label", "'7' (int)"),
+    ],
+)  # fmt: skip
+def test_invalid_omero_metadata_is_refused_naming_the_field(
+    tmp_path: Path, change: Any, field: str, problem: str
+) -> None:
+    """Not silently replaced by defaults (docs/formats.md)."""
+    omero = copy.deepcopy(OMERO)
+    change(omero["channels"][0])
+    path = tmp_path / "cell.ome.zarr"
+    write_ome_zarr(path, "0.5", omero=omero)
+    with pytest.raises(InvalidImage) as info:
+        open_source(path)
+    assert f"its omero metadata is not valid: {field} is {problem}, not " in info.value.message
+    assert "omero" in (info.value.hint or "")
 
 
 def test_missing_units_are_reported_as_missing_sizes(tmp_path: Path) -> None:
