@@ -206,6 +206,20 @@ def _scales(ms: Mapping[str, Any], ds: Mapping[str, Any], ndim: int) -> list[flo
     return scale
 
 
+def _origin(ms: Mapping[str, Any], ds: Mapping[str, Any], ndim: int) -> list[float]:
+    """Physical position of the first pixel of the full-resolution level: the dataset's
+    then the multiscale's transformations applied in order (scale, then translation)."""
+    origin = [0.0] * ndim
+    for transforms in (ds.get("coordinateTransformations") or [],
+                       ms.get("coordinateTransformations") or []):  # fmt: skip
+        for t in transforms:
+            if t.get("type") == "scale" and isinstance(t.get("scale"), list):
+                origin = [a * float(b) for a, b in zip(origin, t["scale"], strict=True)]
+            elif t.get("type") == "translation" and isinstance(t.get("translation"), list):
+                origin = [a + float(b) for a, b in zip(origin, t["translation"], strict=True)]
+    return origin
+
+
 def _plan(path: Path, axes: list[Mapping[str, Any]], shape: tuple[int, ...]) -> list[str | None]:
     plan: list[str | None] = []
     names = [str(a.get("name", "")).lower() for a in axes]
@@ -340,6 +354,15 @@ def _open_image(
     n_c = amap.shape[amap.dims.index("c")] if "c" in amap.dims else 1
     channels = _channels(path, attrs.get("omero"), n_c)
     acquisition: dict[str, Any] = {}
+    # The stage position (NGFF translation), in nm (t in s), kept in the sealed metadata.
+    translation: dict[str, float] = {}
+    for dim, axis, offset in zip(plan, axes, _origin(ms, ds, len(shape)), strict=True):
+        if dim in (None, "c") or offset == 0:
+            continue
+        unit = axis.get("unit")
+        value = time_to_s(offset, unit) if dim == "t" else length_to_nm(offset, unit)
+        if value is not None and math.isfinite(value):
+            translation[dim] = value
     key_values: dict[str, str] = {}
     if ome_xml is not None:
         facts = harvest_ome(parse_ome_xml(ome_xml, root), ome_index, root)
@@ -349,6 +372,8 @@ def _open_image(
         for axis, value in facts.pixel_sizes.items():
             if axis in amap.dims:
                 sizes.setdefault(axis, value)
+    if translation:
+        acquisition["translation"] = translation
     return ZarrSource(
         path=path,
         name=name,

@@ -132,6 +132,22 @@ def test_invalid_omero_metadata_is_refused_naming_the_field(
     assert "omero" in (info.value.hint or "")
 
 
+def test_translation_is_kept_in_nanometres(tmp_path: Path) -> None:
+    """The stage position (an NGFF translation after the scale) is recorded, in nm."""
+    path = tmp_path / "cell.ome.zarr"
+    write_ome_zarr(path, "0.5")
+    group = zarr.open_group(path, mode="r+")
+    ome = group.attrs["ome"]
+    for ds in ome["multiscales"][0]["datasets"]:
+        ds["coordinateTransformations"].append(
+            {"type": "translation", "translation": [0.0, 0.0, 1.5, 2.0, -0.4]}
+        )
+    group.attrs["ome"] = ome
+    src = open_source(path)
+    assert src.acquisition["translation"] == pytest.approx({"z": 1500.0, "y": 2000.0,
+                                                            "x": -400.0})  # fmt: skip
+
+
 def test_missing_units_are_reported_as_missing_sizes(tmp_path: Path) -> None:
     axes = [{"name": a, "type": "space"} for a in "zyx"]
     write_ome_zarr(tmp_path / "a.zarr", "0.5", (2, 8, 8), axes=axes, scale=[1.0, 1.0, 1.0])
