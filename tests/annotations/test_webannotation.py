@@ -480,3 +480,36 @@ def test_every_id_of_an_export_resolves(live: Any) -> None:  # noqa: F811
             assert r.status_code == 200, (iri, r.status_code)
             if fragment:
                 assert int(fragment.removeprefix("post-")) in [p["id"] for p in r.json()["posts"]]
+
+
+def test_service_imports_other_tools_annotations_and_refuses_hostile_ones(
+    live: Any,  # noqa: F811
+) -> None:
+    """Through the service: a FragmentSelector region from another tool becomes a thread
+    in nm; each unmappable or hostile annotation (billion laughs, curves, unknown image)
+    is a 422 naming it, never a server error, and writes nothing."""
+    seed, alice = live.seed, live.seed.headers("alice")
+    acc = seed.public
+    with httpx.Client(base_url=live.url, timeout=30, headers=alice) as c:
+        image = c.get(f"/datasets/{acc}/versions/1/images").json()["items"][0]
+        name, px = image["name"], image["pixel_sizes"]["x"]
+        before = c.get(f"/datasets/{acc}/threads").json()["total"]
+        good = {"@context": an.ANNO_CONTEXT, "type": "AnnotationCollection", "first": {
+            "type": "AnnotationPage",
+            "items": [_ann("box", _on(name, _frag("xywh=pixel:1,2,3,4")))]}}  # fmt: skip
+        r = c.post(f"/datasets/{acc}/annotations", json=good)
+        assert r.status_code == 201, r.text
+        threads = c.get(f"/datasets/{acc}/threads").json()
+        assert threads["total"] == before + 1
+        made = max(threads["items"], key=lambda t: t["id"])
+        assert made["anchor"]["x"] == pytest.approx([1 * px, 4 * px])
+        laughs = ('<!DOCTYPE l [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+                  f'<svg xmlns="{SVG}"><rect width="&b;"/></svg>')  # fmt: skip
+        for bad in (_on(name, {"type": "SvgSelector", "value": laughs}),
+                    _on(name, _svg('<path d="M0 0 Q 1 1 2 0 Z"/>')),
+                    _on("not-an-image", _frag("xywh=0,0,1,1"))):  # fmt: skip
+            doc = {**good, "first": {"type": "AnnotationPage", "items": [_ann("bad", bad)]}}
+            r = c.post(f"/datasets/{acc}/annotations", json=doc)
+            assert r.status_code == 422, r.text
+            assert "annotation https://tool.example/anno/bad: " in r.json()["detail"]
+        assert c.get(f"/datasets/{acc}/threads").json()["total"] == before + 1
