@@ -2,7 +2,8 @@
 
 Zarr reads a missing chunk or shard as fill values without complaint, so only the
 manifest can tell that one is gone: verification walks the manifests, not the arrays.
-Objects are hashed in parallel (threads; hashlib and file reads release the GIL).
+Objects are hashed in parallel by :func:`~nanorepo.preservation._hashing.hash_objects`
+(threads, one reused buffer each, one confined directory open per folder).
 
 Storage may hold damage or planted objects, so verification trusts nothing it finds:
 
@@ -24,23 +25,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nanorepo.errors import IntegrityError
+from nanorepo.preservation._hashing import hash_objects
 from nanorepo.storage import (
     FileDigest,
     Layout,
     Manifest,
     NotRegularFile,
-    hash_beneath,
     read_beneath,
     scan_beneath,
     sha256_hex,
 )
-from nanorepo.storage._digest import default_workers
 
 __all__ = ["CatalogVersion", "Problem", "VerifyReport", "check_tree", "verify_version"]
 
@@ -180,33 +179,23 @@ def verify_version(
     if catalog is not None:
         problems += _catalog_problems(manifest, catalog, version)
 
-    def one(item: tuple[str, FileDigest]) -> tuple[str, FileDigest | Problem]:
-        rel, want = item
-        try:
-            limit = None if want.size < 0 else want.size + 1
-            got = hash_beneath(dataset_dir, rel, limit=limit)
-        except FileNotFoundError:
-            return rel, Problem("missing", rel, expected=want.sha256)
-        except NotRegularFile as exc:
-            return rel, _not_regular(rel, exc)
-        except OSError as exc:
-            return rel, Problem("unreadable", rel, detail=exc.strerror or str(exc))
-        if progress is not None:
-            progress(got.size)
-        return rel, got
-
-    items = [(r, d) for r, d in objects.items() if d.size >= 0]  # image manifests: done
-    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        for rel, res in pool.map(one, items):
-            if isinstance(res, Problem):
-                problems.append(res)
-                continue
-            want = objects[rel]
-            report.objects_checked += 1
-            report.bytes_checked += res.size
-            if res.sha256 != want.sha256 or res.size != want.size:
-                grew = " or more" if res.size > want.size else ""
-                problems.append(
+    items = [(r, d.size + 1) for r, d in objects.items() if d.size >= 0]  # image manifests: done
+    for rel, res in hash_objects(dataset_dir, items, workers=workers, progress=progress):
+        if isinstance(res, FileNotFoundError):
+            problems.append(Problem("missing", rel, expected=objects[rel].sha256))
+            continue
+        if isinstance(res, NotRegularFile):
+            problems.append(_not_regular(rel, res))
+            continue
+        if isinstance(res, OSError):
+            problems.append(Problem("unreadable", rel, detail=res.strerror or str(res)))
+            continue
+        want = objects[rel]
+        report.objects_checked += 1
+        report.bytes_checked += res.size
+        if res.sha256 != want.sha256 or res.size != want.size:
+            grew = " or more" if res.size > want.size else ""
+            problems.append(
                     Problem("mismatch", rel, expected=want.sha256, actual=res.sha256,
                             detail=f"{res.size}{grew} bytes, the manifest says {want.size}")
                 )  # fmt: skip
