@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -23,13 +23,21 @@ import nanorepo.annotations as an
 from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
 from nanorepo.errors import InvalidInput, PermissionDenied, VersionNotFound
 from nanorepo.policy import Principal, require
+from nanorepo.schemas import (
+    EDIT_RESPONSES,
+    Imported,
+    PostOut,
+    PostRevisionOut,
+    ThreadEventOut,
+    ThreadOut,
+    ThreadPage,
+)
+from nanorepo.schemas._wire import _In, _no_nul
 from nanorepo.search import index_dataset
 from nanorepo.service._app import CurrentPrincipal, DbSession, public_namespace
 from nanorepo.service._datasets import Cursor, Limit, find_dataset
 from nanorepo.service._http import check_if_match, decode_cursor, encode_cursor, etag, set_etag
 from nanorepo.service._problems import PreconditionFailed
-from nanorepo.service._schemas import EDIT_RESPONSES, _no_nul
-from nanorepo.service._schemas import In as _In
 
 __all__ = ["router"]
 
@@ -40,46 +48,6 @@ Motivation = Literal[
     "highlighting", "identifying", "linking", "moderating", "questioning", "replying",
     "tagging",
 ]  # fmt: skip
-
-
-class PostOut(BaseModel):
-    id: int
-    parent_id: int | None
-    author: str
-    motivation: str
-    body: str = Field(description="the author's Markdown, as written")
-    html: str = Field(description="sanitised HTML rendering: the only form to show")
-    created: str
-    updated: str
-    rev: int
-    edited: bool
-    state: str
-    etag: str = Field(description="send as If-Match to edit this post (posts are read in threads)")
-
-
-class ThreadOut(BaseModel):
-    id: int
-    dataset: str
-    version: int = Field(description="the dataset version the thread was written against")
-    image: str | None
-    anchor: dict[str, Any]
-    title: str
-    motivation: str
-    tags: list[str]
-    status: Literal["open", "resolved"]
-    created_by: str
-    created: str
-    updated: str
-    rev: int
-    post_count: int
-    posts: list[PostOut] | None = Field(None, description="in thread reads, not in lists")
-
-
-class ThreadPage(BaseModel):
-    items: list[ThreadOut]
-    next: str | None
-    total: int
-    counts: dict[str, int]
 
 
 class ThreadIn(_In):
@@ -108,27 +76,6 @@ class PostIn(_In):
 class PostPatch(_In):
     body: str = Field(min_length=1, max_length=an.MAX_BODY_CHARS)
     reason: str = Field("", max_length=2000)
-
-
-class PostRevisionOut(BaseModel):
-    rev: int
-    body: str
-    who: str
-    when: str
-    reason: str
-
-
-class ThreadEventOut(BaseModel):
-    rev: int
-    what: str
-    old: Any
-    new: Any
-    who: str
-    when: str
-
-
-class Imported(BaseModel):
-    imported: int = Field(description="threads created")
 
 
 ThreadId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # ids are 32-bit on PostgreSQL
