@@ -40,6 +40,7 @@ __all__ = [
     "ReleaseIn",
     "Revision",
     "SealedMetadata",
+    "StagedDepositIn",
     "ThreadEventOut",
     "ThreadOut",
     "ThreadPage",
@@ -273,6 +274,31 @@ class FacetValue(BaseModel):
     value: str = Field(description="what a field:value filter takes (lower case)")
     display: str = Field(description="the value as written")
     count: int
+
+
+class StagedDepositIn(BaseModel):
+    """A deposit of files already in the caller's staging area on the server.
+
+    Relative paths are taken relative to that staging area (``<root>/<user>/``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        min_length=1, max_length=10_000, description="image files, plane folders, OME-Zarr, tables"
+    )
+    title: str = Field(min_length=1, max_length=500)
+    metadata: str | None = Field(None, description="deposit metadata file (YAML or JSON)")
+    embargo_until: str | None = Field(None, description="YYYY-MM-DD; omit to publish openly")
+    supporting: list[str] = Field(default_factory=list, max_length=10_000)
+    pattern: str | None = Field(
+        None, max_length=500, description="file-name pattern of a folder of TIFF planes"
+    )
+    derived_from: str | None = Field(
+        None,
+        max_length=32,
+        description="id (or unique prefix) of the succeeded run whose outputs these files are",
+    )
 
 
 # Annotations: threads and posts as the service returns them.

@@ -23,18 +23,7 @@ from nanorepo.catalog._catalog import row_id
 from nanorepo.catalog.models import Dataset, Grant, Image, MutableRevision, Version
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError, VersionNotFound
 from nanorepo.policy import Principal, allowed, readable_dataset, require, visible_clause
-from nanorepo.search import facets, search
-from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
-from nanorepo.service._http import (
-    check_if_match,
-    decode_cursor,
-    encode_cursor,
-    etag,
-    not_modified,
-    set_etag,
-)
-from nanorepo.service._problems import PreconditionFailed
-from nanorepo.service._schemas import (
+from nanorepo.schemas import (
     EDIT_RESPONSES,
     DatasetDetail,
     DatasetSummary,
@@ -51,6 +40,17 @@ from nanorepo.service._schemas import (
     SealedMetadata,
     VersionInfo,
 )
+from nanorepo.search import facets, search
+from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
+from nanorepo.service._http import (
+    check_if_match,
+    decode_cursor,
+    encode_cursor,
+    etag,
+    not_modified,
+    set_etag,
+)
+from nanorepo.service._problems import PreconditionFailed
 from nanorepo.storage import check_accession
 
 __all__ = ["router", "version_row"]

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlmodel import Session
@@ -41,10 +40,11 @@ from nanorepo.errors import InvalidInput, NanorepoError, PathNotAllowed
 from nanorepo.policy import Principal, require
 from nanorepo.provenance import Runs
 from nanorepo.repository import Repository
+from nanorepo.schemas import DatasetSummary, StagedDepositIn
+from nanorepo.schemas._wire import _problem
 from nanorepo.service._app import CurrentPrincipal, DbSession, ServiceState, state_of
 from nanorepo.service._datasets import find_dataset, summary
 from nanorepo.service._problems import PayloadTooLarge
-from nanorepo.service._schemas import DatasetSummary, _problem
 from nanorepo.storage import check_name, check_relpath
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_FILES", "router"]
@@ -64,31 +64,6 @@ STALE_UPLOAD_S = 24 * 3600
 _FILE_FIELDS = {"files", "supporting", "metadata"}
 _TEXT_FIELDS = {"title", "embargo_until", "pattern", "metadata", "derived_from"}
 _METADATA_SUFFIXES = {".json", ".yaml", ".yml"}
-
-
-class StagedDepositIn(BaseModel):
-    """A deposit of files already in the caller's staging area on the server.
-
-    Relative paths are taken relative to that staging area (``<root>/<user>/``).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    paths: list[str] = Field(
-        min_length=1, max_length=10_000, description="image files, plane folders, OME-Zarr, tables"
-    )
-    title: str = Field(min_length=1, max_length=500)
-    metadata: str | None = Field(None, description="deposit metadata file (YAML or JSON)")
-    embargo_until: str | None = Field(None, description="YYYY-MM-DD; omit to publish openly")
-    supporting: list[str] = Field(default_factory=list, max_length=10_000)
-    pattern: str | None = Field(
-        None, max_length=500, description="file-name pattern of a folder of TIFF planes"
-    )
-    derived_from: str | None = Field(
-        None,
-        max_length=32,
-        description="id (or unique prefix) of the succeeded run whose outputs these files are",
-    )
 
 
 _DEPOSIT_RESPONSES: dict[int | str, dict[str, Any]] = {

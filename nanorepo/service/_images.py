@@ -42,10 +42,10 @@ from sqlmodel import Session, col, select
 from nanorepo.catalog.models import Dataset, File, Image, ImageKeyValue, Version
 from nanorepo.errors import ImageNotFound, InvalidInput
 from nanorepo.repository import Repository
+from nanorepo.schemas import FileInfo, ImageInfo, Page
 from nanorepo.service._app import CurrentPrincipal, DbSession, state_of
 from nanorepo.service._datasets import Cursor, Limit, version_row
 from nanorepo.service._http import decode_cursor, encode_cursor, etag, not_modified
-from nanorepo.service._schemas import FileInfo, ImageInfo, Page
 from nanorepo.service._zarr import (
     PRIVATE_CACHE,
     PUBLIC_CACHE,
