@@ -23,6 +23,8 @@ import {
 import { IViewLink, formatViewLink } from './link';
 
 const DETAIL = 'detail';
+/** viv draws a layer only in the views whose id it carries as `-#id#`. */
+const VIV_DETAIL = `-#${DETAIL}#`;
 
 /** A region thread as drawn: its outline in level-0 pixels. */
 interface IShape {
@@ -50,6 +52,19 @@ function fitView(
   };
 }
 
+/** Whether point (x, y) lies inside the polygon (ray casting). */
+function inside(x: number, y: number, polygon: [number, number][]): boolean {
+  let hit = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const [xi, yi] = polygon[i];
+    const [xj, yj] = polygon[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) {
+      hit = !hit;
+    }
+  }
+  return hit;
+}
+
 function formatNm(v: number): string {
   return Math.abs(v) >= 1000
     ? `${(v / 1000).toFixed(2)} µm`
@@ -72,7 +87,9 @@ export function ImageViewer(props: {
   const [z, setZ] = React.useState(link.z);
   const [t, setT] = React.useState(link.t);
   const [view, setView] = React.useState<IViewState | null>(null);
-  const [cursor, setCursor] = React.useState<string>('');
+  // the cursor: where it is (nm) and the pixel values under it
+  const [position, setPosition] = React.useState('');
+  const [values, setValues] = React.useState('');
   const [threads, setThreads] = React.useState<IThread[]>([]);
   const [selected, setSelected] = React.useState<IThread | null>(null);
   const [drawing, setDrawing] = React.useState(false);
@@ -86,6 +103,7 @@ export function ImageViewer(props: {
   const [body, setBody] = React.useState('');
   // how many times the tiles on screen finished loading (tests and screenshots wait on it)
   const [loads, setLoads] = React.useState(0);
+  const [pressed, setPressed] = React.useState<[number, number] | null>(null);
 
   React.useEffect(() => {
     const node = host.current;
@@ -177,6 +195,7 @@ export function ImageViewer(props: {
   };
 
   const layers: unknown[] = [];
+  let shapes: IShape[] = [];
   if (pyramid) {
     const px = pyramid.pixelNm;
     const data = threads
@@ -188,11 +207,12 @@ export function ImageViewer(props: {
           ([x, y]) => [x / px.x, y / px.y] as [number, number]
         )
       }));
+    shapes = data;
     layers.push(
       new PolygonLayer<IShape>({
-        id: 'nr-threads',
+        id: `nr-threads${VIV_DETAIL}`,
         data,
-        pickable: true,
+        pickable: false,
         stroked: true,
         filled: true,
         getPolygon: (d: IShape) => d.polygon,
@@ -201,15 +221,10 @@ export function ImageViewer(props: {
         getLineColor: (d: IShape) =>
           d.th.status === 'open' ? [255, 200, 0, 255] : [160, 160, 160, 120],
         lineWidthUnits: 'pixels',
-        getLineWidth: (d: IShape) => (d.th.status === 'open' ? 2 : 1),
-        onClick: (info: { object?: IShape }) => {
-          if (info.object) {
-            setSelected(info.object.th);
-          }
-        }
+        getLineWidth: (d: IShape) => (d.th.status === 'open' ? 2 : 1)
       }),
       new TextLayer<IShape>({
-        id: 'nr-thread-titles',
+        id: `nr-thread-titles${VIV_DETAIL}`,
         data,
         getPosition: (d: IShape) => d.polygon[0],
         getText: (d: IShape) => `#${d.th.id} ${d.th.title}`,
@@ -423,10 +438,32 @@ export function ImageViewer(props: {
           Copy link
         </button>
         <span className="nr-Viewer-cursor" aria-live="off">
-          {cursor}
+          {position && `${position} · ${values}`}
         </span>
       </div>
-      <div className="nr-Viewer-canvas" ref={host}>
+      <div
+        className="nr-Viewer-canvas"
+        ref={host}
+        onMouseDown={e => setPressed([e.clientX, e.clientY])}
+        onClick={e => {
+          // a click (not the end of a pan) on a region thread opens it
+          if (
+            drawing ||
+            !pressed ||
+            Math.abs(e.clientX - pressed[0]) +
+              Math.abs(e.clientY - pressed[1]) >
+              4
+          ) {
+            return;
+          }
+          const r = e.currentTarget.getBoundingClientRect();
+          const [x, y] = toImage(e.clientX - r.left, e.clientY - r.top);
+          const hit = shapes.filter(d => inside(x, y, d.polygon)).pop();
+          if (hit) {
+            setSelected(hit.th);
+          }
+        }}
+      >
         {!pyramid && (
           <div className="nr-Viewer-loading">Loading {image.name}…</div>
         )}
@@ -450,22 +487,19 @@ export function ImageViewer(props: {
               setView({ ...viewState, id: DETAIL });
               return viewState;
             }}
+            onHover={(info: { coordinate?: number[] }) => {
+              const c = info.coordinate;
+              setPosition(
+                c
+                  ? `x ${formatNm(c[0] * pyramid.pixelNm.x)}, y ${formatNm(c[1] * pyramid.pixelNm.y)}`
+                  : ''
+              );
+            }}
             hoverHooks={{
-              handleValue: (values: number[]) => {
-                setCursor(
-                  c =>
-                    c.replace(/ · values .*$/, '') +
-                    ` · values ${values.join(', ')}`
-                );
-              },
-              handleCoordinate: (value: object) => {
-                const coordinate = value as number[] | null;
-                if (coordinate) {
-                  const x = coordinate[0] * pyramid.pixelNm.x;
-                  const y = coordinate[1] * pyramid.pixelNm.y;
-                  setCursor(`x ${formatNm(x)}, y ${formatNm(y)}`);
-                }
-              }
+              handleValue: (values: number[]) =>
+                setValues(values.length ? `values ${values.join(', ')}` : ''),
+              // viv 0.21 never calls it (it reads `handleCoordnate`): onHover gives the position
+              handleCoordinate: () => undefined
             }}
             deckProps={{ layers, style: { position: 'absolute' } }}
           />
