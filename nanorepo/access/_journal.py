@@ -10,6 +10,13 @@ The journal is JSON Lines, one ``os.write`` of a short line per entry on a file 
 ``O_APPEND``: entries from several processes of one run (a kernel and its Dask workers on
 the same machine) never interleave, and a kernel killed mid-run leaves every complete line
 readable. Outside a run (no journal configured) noting costs one attribute check.
+
+When the run is recorded by the service (``NANOREPO_URL`` in the kernel's environment), each
+input is also posted to ``POST /runs/{id}/inputs`` *before* its data is returned to the
+notebook, so the service judges who may see the run on what it has read while it runs, and
+an interrupted run keeps what it reported (issue 14, finding 3). If that post fails, the
+read fails with :class:`InputNotRecorded`: no data is returned whose read was not recorded.
+The local file stays the record of truth for the runner.
 """
 
 from __future__ import annotations
@@ -25,22 +32,42 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nanorepo.errors import InvalidInput
+from nanorepo.errors import InvalidInput, NanorepoError
 from nanorepo.settings import Settings
 
-__all__ = ["Journal", "JournalContents", "journal_for", "read_journal", "record"]
+__all__ = [
+    "InputNotRecorded",
+    "Journal",
+    "JournalContents",
+    "journal_for",
+    "read_journal",
+    "record",
+]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class InputNotRecorded(NanorepoError, RuntimeError):
+    """The service did not record that the run read this input, so it was not read."""
 
 
 class Journal:
-    """Appends inputs and values of the current run to its journal file."""
+    """Appends inputs and values of the current run to its journal file and, for a run
+    recorded by the service at ``url``, posts each input there first."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, url: str | None = None, token: str | None = None) -> None:
         self.path = path
+        self.url = url.rstrip("/") if url else None
+        self.token = token
         self._seen: set[tuple[str, ...]] = set()
         self._lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this journal belongs to (the runner names it ``<run id>.journal``)."""
+        return self.path.stem if _RUN_ID.fullmatch(self.path.stem) else None
 
     def note_input(
         self, kind: str, accession: str, version: int, sha256: str, name: str = ""
@@ -50,18 +77,55 @@ class Journal:
         with self._lock:
             if key in self._seen:
                 return
+        entry = {
+            "kind": kind,
+            "accession": accession,
+            "version": version,
+            "sha256": sha256,
+            "name": name,
+        }
+        if self.url is not None and self.run_id is not None:
+            self._report(entry)  # raises: the caller never gets data whose read is unrecorded
+        self._append({"input": entry})
+        with self._lock:
             self._seen.add(key)
-        self._append(
-            {
-                "input": {
-                    "kind": kind,
-                    "accession": accession,
-                    "version": version,
-                    "sha256": sha256,
-                    "name": name,
-                }
-            }
+
+    def _report(self, entry: Mapping[str, Any]) -> None:
+        """Post one input to the service recording this run (the kernel's token is the
+        run's owner's); any failure is an :class:`InputNotRecorded` naming the input."""
+        import httpx
+
+        ref = f"{entry['accession']}@v{entry['version']}" + (
+            f"/{entry['name']}" if entry["name"] else ""
         )
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        hint = (
+            "the run's record must list every input before the notebook reads it; "
+            "check that the service is up and that you may read this dataset, then run again"
+        )
+        try:
+            r = httpx.post(
+                f"{self.url}/runs/{self.run_id}/inputs",
+                json={"inputs": [dict(entry)]},
+                headers=headers,
+                timeout=60,
+            )
+        except httpx.HTTPError as exc:
+            raise InputNotRecorded(
+                f"{ref} was not read: the service at {self.url} could not record it as an "
+                f"input of run {self.run_id} ({type(exc).__name__})",
+                hint=hint,
+            ) from None
+        if r.status_code >= 400:
+            try:
+                detail = str(r.json().get("detail") or "")
+            except ValueError:
+                detail = ""
+            raise InputNotRecorded(
+                f"{ref} was not read: the service refused to record it as an input of run "
+                f"{self.run_id} ({r.status_code}{': ' + detail[:300] if detail else ''})",
+                hint=hint,
+            )
 
     def note_value(self, name: str, value: Any) -> None:
         self._append({"value": {"name": name, "value": value}})
@@ -76,15 +140,16 @@ class Journal:
 
 
 @cache
-def _journal_at(path: str) -> Journal:
-    return Journal(Path(path))
+def _journal_at(path: str, url: str | None, token: str | None) -> Journal:
+    return Journal(Path(path), url=url, token=token)
 
 
 def journal_for(settings: Settings) -> Journal | None:
-    """The journal of the run this process belongs to, or ``None`` outside a run."""
+    """The journal of the run this process belongs to, or ``None`` outside a run; it
+    reports inputs to the service when the run is recorded there (``settings.url``)."""
     if settings.run_journal is None:
         return None
-    return _journal_at(str(settings.run_journal))
+    return _journal_at(str(settings.run_journal), settings.url, settings.token)
 
 
 def _jsonable(value: Any, where: str) -> Any:

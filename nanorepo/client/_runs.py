@@ -5,13 +5,14 @@ only writer).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
 from nanorepo.client._base import ClientBase, Json, Pages
 from nanorepo.errors import InvalidInput
-from nanorepo.provenance import BatchRecord, Lineage, RunRecord
+from nanorepo.provenance import BatchRecord, Input, Lineage, RunRecord
 
 __all__ = ["RemoteRuns", "RunMethods"]
 
@@ -126,6 +127,12 @@ class RemoteRuns:
         d = record.to_json()
         body: Json = {k: d[k] for k in ("status", "ended", "inputs", "outputs", "values", "error")}
         return RunRecord.from_json(self.client._json("POST", f"{base}/finish", json=body))
+
+    def note_inputs(self, run_id: str, inputs: Sequence[Input]) -> RunRecord:
+        """Report inputs a running run read (the kernel's journal does this per input)."""
+        body = {"inputs": [asdict(i) for i in inputs]}
+        d = self.client._json("POST", f"/runs/{quote(run_id, safe='')}/inputs", json=body)
+        return RunRecord.from_json(d)
 
     def interrupt(self, run_id: str) -> RunRecord | None:
         d = self.client._json("POST", f"/runs/{quote(run_id, safe='')}/interrupt")

@@ -39,7 +39,7 @@ from nanorepo.access import read_journal
 from nanorepo.errors import InvalidInput, NanorepoError
 from nanorepo.provenance._environment import capture_environment
 from nanorepo.provenance._record import Input, NotebookRef, Output, RunError, RunRecord, utcnow
-from nanorepo.provenance._store import RunStore
+from nanorepo.provenance._store import MAX_NOTED, RunStore
 from nanorepo.settings import Settings
 from nanorepo.storage import hash_file, sha256_hex, walk_files
 
@@ -190,11 +190,21 @@ def sweep(settings: Settings, store: RunStore) -> list[str]:
             continue
         # a run never registered, or not ours to see: just forget the marker
         with suppress(NanorepoError):
+            _report_journal(store, a.id, d / f"{a.id}.journal")
             store.interrupt(a.id)
         m.unlink(missing_ok=True)
         (d / f"{a.id}.journal").unlink(missing_ok=True)
         done.append(a.id)
     return done
+
+
+def _report_journal(store: RunStore, run_id: str, journal: Path) -> None:
+    """Record what an ending run's journal noted before it is marked ``interrupted``, so it
+    is judged on what it read (a run recorded by the service has reported each input
+    already; a local one has not)."""
+    inputs = read_journal(journal).inputs
+    for start in range(0, len(inputs), MAX_NOTED):
+        store.note_inputs(run_id, [Input(**i) for i in inputs[start : start + MAX_NOTED]])
 
 
 def _kernel_manager_class(env: Mapping[str, str]) -> type:
@@ -354,6 +364,8 @@ def run(
             else:
                 executed.write_bytes(nb_bytes)
         except KeyboardInterrupt:
+            with suppress(NanorepoError):
+                _report_journal(store, run_id, journal)
             store.interrupt(run_id)
             raise
         except Exception as exc:
@@ -377,5 +389,7 @@ def run(
             return store.finish(final, files)
         except BaseException:
             with suppress(Exception):  # the original error is the one to report
+                _report_journal(store, run_id, journal)
+            with suppress(Exception):
                 store.interrupt(run_id)
             raise

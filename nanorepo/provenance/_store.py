@@ -3,7 +3,8 @@
 :class:`Runs` is the one implementation of the run store; the CLI uses it directly on a
 local repository, and the service uses it behind ``/runs`` (with the caller as
 ``principal``, so a run is visible only to those who may see every dataset it read, and
-only to its owner and curators until its inputs are known). The
+only to its owner and curators until its inputs are known: a run recorded by the service
+reports each input as its journal records it, before the notebook gets the data). The
 client-side :class:`~nanorepo.client.RemoteRuns` speaks the same methods over HTTP.
 
 Publication is crash safe (DESIGN.md invariant 6): a run's outputs are copied to a
@@ -58,6 +59,8 @@ __all__ = ["RunStore", "Runs", "run_to_record"]
 FINAL = ("succeeded", "failed", "interrupted")
 #: Statuses whose record holds every input the run read (sent with ``finish``).
 INPUTS_KNOWN = ("succeeded", "failed")
+#: Inputs one ``note_inputs`` call may report.
+MAX_NOTED = 1000
 
 
 class RunStore(Protocol):
@@ -68,6 +71,8 @@ class RunStore(Protocol):
     def finish(self, record: RunRecord, files: Mapping[str, Path]) -> RunRecord: ...
 
     def interrupt(self, run_id: str) -> RunRecord | None: ...
+
+    def note_inputs(self, run_id: str, inputs: Sequence[Input]) -> RunRecord: ...
 
     def get(self, run_id: str) -> RunRecord: ...
 
@@ -174,20 +179,24 @@ class Runs:
     def _visible(self, s: Session, run_id: str) -> bool:
         """A run is visible to whoever may see every dataset it read, once that is known.
 
-        Its inputs are known when it ends ``succeeded`` or ``failed`` (``finish`` carries
-        the journal's inputs). Until then (``running``), and for good when its process died
-        (``interrupted``: what it read may not all have been sent), only its owner and
-        curators see it, so a run over an embargoed dataset never shows its parameters or
-        notebook to anyone else (issue 14, finding 3).
+        Its inputs are all known when it ends ``succeeded`` or ``failed`` (``finish``
+        carries the journal's inputs). A ``running`` or ``interrupted`` run is judged on the
+        inputs it reported (:meth:`note_inputs`: a run recorded by the service reports each
+        one before the notebook gets its data); one that reported none is seen only by its
+        owner and curators, so a run over an embargoed dataset never shows its parameters
+        or notebook to anyone else (issue 14, finding 3).
         """
         if self.principal is None or self.principal.privileged:
             return True
         run = s.get(Run, run_id)
         if run is None:
             return False
-        if run.status not in INPUTS_KNOWN:
-            return self.principal.name is not None and run.agent == self.principal.name
         ids = s.exec(select(RunInput.dataset_id).where(RunInput.run_id == run_id).distinct()).all()
+        if run.status not in INPUTS_KNOWN:
+            if self.principal.name is not None and run.agent == self.principal.name:
+                return True
+            if not ids:
+                return False
         for ds_id in ids:
             ds = s.get(DatasetRow, ds_id)
             if ds is None or not visible(s, self.principal, ds):
@@ -394,13 +403,7 @@ class Runs:
             run.ended = record.ended or utcnow()
             run.values = dict(record.values)
             run.error = _error_doc(record.error)
-            for i, ds_id in inputs:
-                s.add(
-                    RunInput(
-                        run_id=run.id, dataset_id=ds_id, kind=i.kind, accession=i.accession,
-                        version=i.version, name=i.name, sha256=i.sha256,
-                    )
-                )  # fmt: skip
+            _add_inputs(s, run.id, inputs)
             for o in record.outputs:
                 s.add(
                     RunOutput(
@@ -450,6 +453,28 @@ class Runs:
                 )
             out.append((i, ds.id or 0))
         return out
+
+    def note_inputs(self, run_id: str, inputs: Sequence[Input]) -> RunRecord:
+        """Record inputs a running run of the principal has read (reported as its journal
+        notes them, before the notebook gets the data), after the same checks as
+        :meth:`finish`: each exists, is visible to the principal, with the stored digest.
+        Reporting one again changes nothing; on any error nothing is recorded."""
+        if len(inputs) > MAX_NOTED:
+            raise InvalidInput(
+                f"{len(inputs)} inputs in one report; at most {MAX_NOTED}",
+                hint="report inputs as the run reads them, a few at a time",
+            )
+        with self.catalog.session() as s:
+            run = self._run(s, run_id)
+            if self.principal is not None and run.agent != self.principal.name:
+                raise RunNotFound(run_id)
+            if run.status != "running":
+                raise Conflict(
+                    f"run {run.id} already ended ({run.status}): inputs are reported while it runs"
+                )
+            _add_inputs(s, run.id, self._check_inputs(s, inputs))
+            s.commit()
+            return run_to_record(s, run, self.principal)
 
     def interrupt(self, run_id: str) -> RunRecord | None:
         """Mark a running run interrupted (its process died); ``None`` if it had ended."""
@@ -643,6 +668,25 @@ class Runs:
                 if b is not None:
                     out.append(_batch_to_record(s, b))
         return out
+
+
+def _add_inputs(s: Session, run_id: str, inputs: Iterable[tuple[Input, int]]) -> None:
+    """Add checked inputs (with their dataset row ids) to a run, except those it has."""
+    have = {
+        (r.kind, r.accession, r.version, r.name)
+        for r in s.exec(select(RunInput).where(RunInput.run_id == run_id))
+    }
+    for i, ds_id in inputs:
+        key = (i.kind, i.accession, i.version, i.name)
+        if key in have:
+            continue
+        have.add(key)
+        s.add(
+            RunInput(
+                run_id=run_id, dataset_id=ds_id, kind=i.kind, accession=i.accession,
+                version=i.version, name=i.name, sha256=i.sha256,
+            )
+        )  # fmt: skip
 
 
 def _env_doc(env: Environment) -> dict[str, Any]:

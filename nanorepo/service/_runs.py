@@ -10,8 +10,10 @@ publishes the outputs and the final record together (or changes nothing).
 
 A run is visible to whoever may see every dataset it read (:class:`~nanorepo.provenance.
 Runs`): a run over an embargoed dataset answers 404 to everyone else, like the dataset.
-Until its inputs are known (``running``, ``interrupted``) only its owner and curators
-see it.
+A running run reports each input as its journal records it (``POST /runs/{id}/inputs``,
+before the notebook gets the data); until it has reported one (and for good if it was
+interrupted before), only its owner and curators see it; a ``running`` or ``interrupted``
+run is judged on the inputs it reported.
 """
 
 from __future__ import annotations
@@ -117,6 +119,12 @@ class ErrorIO(In):
     evalue: str = Field(max_length=100_000)
     traceback: list[str] = Field([], max_length=1000)
     cell: int | None = Field(None, ge=0)
+
+
+class RunInputsIn(In):
+    """Inputs a running run has read, as its journal records them."""
+
+    inputs: list[InputIO] = Field(min_length=1, max_length=1000)
 
 
 class RunFinishIn(In):
@@ -301,6 +309,19 @@ def finish_run(
     out = runs.finish(rec, files)
     shutil.rmtree(staging, ignore_errors=True)
     return _out(out)
+
+
+@router.post("/runs/{run_id}/inputs", response_model=RunOut, responses={409: _problem("ended")})
+def note_run_inputs(
+    run_id: str, body: RunInputsIn, request: Request, p: CurrentPrincipal
+) -> dict[str, Any]:
+    """Record inputs a running run of the caller reads (each dataset version, image and
+    file, with its digest), before the notebook gets the data: the run is then visible
+    only to those who may see every dataset it reported. Reporting one again is a no-op."""
+    _signed_in(p, "record runs")
+    check_run_id(run_id)
+    inputs = [Input(**i.model_dump(exclude={"ref"})) for i in body.inputs]
+    return _out(_runs(request, p).note_inputs(run_id, inputs))
 
 
 @router.post("/runs/{run_id}/interrupt", response_model=RunOut)
