@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 import nanorepo.annotations as an
+import nanorepo.catalog._queries as queries
 from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
 from nanorepo.errors import InvalidInput, PermissionDenied, VersionNotFound
 from nanorepo.policy import Principal, require
@@ -145,8 +146,8 @@ def _deny(p: Principal, what: str) -> PermissionDenied:
 def _image_row(s: Session, ds: Dataset, version: int, name: str | None) -> Image | None:
     if name is None:
         return None
-    v = s.exec(select(Version).where(Version.dataset_id == ds.id, Version.number == version)).one()
-    return s.exec(select(Image).where(Image.version_id == v.id, Image.name == name)).first()
+    v = queries.version_numbered(s, ds.id, version)
+    return None if v is None else queries.image_named(s, v.id, name)
 
 
 def _write(s: Session, ds: Dataset, fn: Callable[[], Any]) -> Any:

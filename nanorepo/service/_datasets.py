@@ -17,10 +17,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import union_all
 from sqlmodel import Session, col, select
 
+import nanorepo.catalog._queries as queries
 from nanorepo import __version__
 from nanorepo.catalog import MUTABLE_FIELDS
 from nanorepo.catalog._catalog import row_id
-from nanorepo.catalog.models import Dataset, Grant, Image, MutableRevision, Version
+from nanorepo.catalog.models import Dataset, Image, Version
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError, VersionNotFound
 from nanorepo.policy import Principal, allowed, readable_dataset, require, visible_clause
 from nanorepo.schemas import (
@@ -186,7 +187,7 @@ def version_row(s: Session, p: Principal, accession: str, version: str) -> tuple
     """A visible dataset and one of its versions (``latest`` allowed)."""
     ds = find_dataset(s, p, accession)
     number = parse_version(version) or ds.latest_version
-    v = s.exec(select(Version).where(Version.dataset_id == ds.id, Version.number == number)).first()
+    v = queries.version_numbered(s, ds.id, number)
     if v is None:
         raise VersionNotFound(accession, number, ds.latest_version)
     return ds, v
@@ -243,7 +244,7 @@ def dataset_facets(
 
 
 def _grants(s: Session, ds: Dataset) -> list[GrantOut]:
-    rows = s.exec(select(Grant).where(Grant.dataset_id == ds.id).order_by(col(Grant.id))).all()
+    rows = queries.grants_of(s, ds.id)
     return [
         GrantOut(
             kind=g.principal_kind,
@@ -272,9 +273,7 @@ def get_dataset(
     tag = dataset_etag(ds)
     if not_modified(request, tag):
         return Response(status_code=304, headers={"ETag": tag})
-    versions = s.exec(
-        select(Version).where(Version.dataset_id == ds.id).order_by(col(Version.number))
-    ).all()
+    versions = queries.versions_of(s, ds.id)
     can = [a for a in _ACTIONS if allowed(s, p, a, ds)]
     set_etag(response, tag)
     return DatasetDetail(
@@ -290,9 +289,7 @@ def get_dataset(
 @router.get("/datasets/{accession}/versions", response_model=list[VersionInfo], tags=["datasets"])
 def list_versions(accession: str, s: DbSession, p: CurrentPrincipal) -> list[VersionInfo]:
     ds = find_dataset(s, p, accession)
-    versions = s.exec(
-        select(Version).where(Version.dataset_id == ds.id).order_by(col(Version.number))
-    ).all()
+    versions = queries.versions_of(s, ds.id)
     return [version_info(ds, v) for v in versions]
 
 
@@ -410,12 +407,7 @@ def history(
     after = (decode_cursor(cursor) or {}).get("id", 0)
     if not isinstance(after, int):
         raise InvalidInput("cursor is not valid", hint="omit it to start from the first page")
-    rows = s.exec(
-        select(MutableRevision)
-        .where(MutableRevision.dataset_id == ds.id, col(MutableRevision.id) > after)
-        .order_by(col(MutableRevision.id))
-        .limit(limit + 1)
-    ).all()
+    rows = queries.revisions_after(s, ds.id, after, limit + 1)
     items = [
         Revision(rev=r.rev, key=r.key, old=r.old, new=r.new, who=r.who,
                  when=r.when.isoformat(), reason=r.reason)

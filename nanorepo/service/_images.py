@@ -39,6 +39,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+import nanorepo.catalog._queries as queries
 from nanorepo.catalog.models import Dataset, File, Image, ImageKeyValue, Version
 from nanorepo.errors import ImageNotFound, InvalidInput
 from nanorepo.repository import Repository
@@ -294,7 +295,7 @@ def list_images(
 def _image(s: Session, ds: Dataset, v: Version, name: str) -> Image:
     im = None
     if NAME_RE.fullmatch(name):  # image names are checked at deposit; others cannot exist
-        im = s.exec(select(Image).where(Image.version_id == v.id, Image.name == name)).first()
+        im = queries.image_named(s, v.id, name)
     if im is None:
         raise ImageNotFound(
             f"{_ref(ds, v)} has no image {name[:200]!r}",
@@ -461,7 +462,7 @@ def download_file(
     ds, v = version_row(s, p, accession, version)
     f = None
     if len(file) <= 512 and not _CONTROL_RE.search(file):  # no stored name is otherwise
-        f = s.exec(select(File).where(File.version_id == v.id, File.name == file)).first()
+        f = queries.file_named(s, v.id, file)
     if f is None:
         raise ObjectNotFound(
             f"{_ref(ds, v)} has no file {file[:200]!r}",
