@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from nanorepo.preservation._hashing import BATCH, BLOCK, hash_objects
+from nanorepo.preservation._hashing import BATCH, BLOCK, SMALL, hash_objects
 from nanorepo.storage import FileDigest, NotRegularFile
 
 
@@ -15,8 +15,8 @@ def _digest(data: bytes) -> FileDigest:
 
 
 def test_many_objects_across_batches_and_a_large_one(tmp_path: Path) -> None:
-    """Every object of several folders (more than one batch each) and one object larger
-    than the read buffer get hashlib's digest, each reported once."""
+    """Every object of several folders (more than one batch each), medium objects and one
+    larger than the read buffer get hashlib's digest, each reported once."""
     want: dict[str, FileDigest] = {}
     for folder in ("a", "a/b/c", ""):
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
@@ -25,6 +25,10 @@ def test_many_objects_across_batches_and_a_large_one(tmp_path: Path) -> None:
             rel = f"{folder}/{i}" if folder else f"f{i}"
             (tmp_path / rel).write_bytes(data)
             want[rel] = _digest(data)
+    for i in range(3):  # medium objects: hashed in folder batches by the pool
+        data = os.urandom(SMALL + i)
+        (tmp_path / f"a/m{i}").write_bytes(data)
+        want[f"a/m{i}"] = _digest(data)
     big = os.urandom(BLOCK * 2 + 5)
     (tmp_path / "a/big").write_bytes(big)
     want["a/big"] = _digest(big)
