@@ -175,6 +175,8 @@ def test_a_killed_run_is_marked_interrupted_by_the_next_command(
     assert listed[run_id]["status"] == "interrupted"
     rec = sqlite_repo.runs.get(run_id)
     assert rec.status == "interrupted" and rec.outputs == () and rec.ended is not None
+    # it keeps what its journal noted, so it is judged on what it read (issue 14 item 3)
+    assert [i.ref for i in rec.inputs] == [f"{seeded.public}@v1"]
     assert not sqlite_repo.layout.run_dir(run_id).exists()  # no half-registered outputs
     assert not any(active.iterdir())
 
