@@ -10,15 +10,22 @@ commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from nanorepo.catalog.models import File, Grant, Image, MutableRevision, Version
+from nanorepo.catalog.models import Dataset, File, Grant, Image, MutableRevision, Post, Version
 
 __all__ = [
+    "active_post_counts",
+    "count_datasets",
     "file_named",
     "grants_of",
     "image_named",
+    "images_of_versions",
+    "latest_images_by_technique",
+    "newest_datasets",
     "revisions_after",
     "version_numbered",
     "versions_of",
@@ -65,3 +72,51 @@ def revisions_after(
         .order_by(col(MutableRevision.id))
         .limit(limit)
     ).all()
+
+
+def images_of_versions(s: Session, version_ids: Sequence[int | None]) -> Sequence[Image]:
+    """Every image of the given versions."""
+    return s.exec(select(Image).where(col(Image.version_id).in_(list(version_ids)))).all()
+
+
+def active_post_counts(s: Session, thread_ids: Sequence[int]) -> dict[int, int]:
+    """How many posts of each thread are active (not removed); threads without any are
+    absent."""
+    if not thread_ids:
+        return {}
+    rows = s.exec(
+        select(Post.thread_id, func.count())
+        .where(col(Post.thread_id).in_(list(thread_ids)), Post.state == "active")
+        .group_by(col(Post.thread_id))
+    ).all()
+    return {tid: int(n) for tid, n in rows}
+
+
+def count_datasets(s: Session, where: Any) -> int:
+    """How many datasets match ``where`` (a visibility clause of :mod:`nanorepo.policy`)."""
+    return int(s.exec(select(func.count()).select_from(Dataset).where(where)).one())
+
+
+def latest_images_by_technique(s: Session, where: Any) -> list[tuple[str | None, int, int]]:
+    """``(technique, images, bytes)`` over the latest version of each dataset matching
+    ``where``."""
+    latest = (
+        select(Image.technique, func.count(), func.coalesce(func.sum(Image.size_bytes), 0))
+        .join(Version, col(Version.id) == col(Image.version_id))
+        .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
+        .where(where, col(Version.number) == col(Dataset.latest_version))
+        .group_by(col(Image.technique))
+    )
+    return [(t, int(n), int(size)) for t, n, size in s.exec(latest).all()]
+
+
+def newest_datasets(s: Session, where: Any, limit: int) -> list[Dataset]:
+    """The ``limit`` most recently created datasets matching ``where``, newest first."""
+    return list(
+        s.exec(
+            select(Dataset)
+            .where(where)
+            .order_by(col(Dataset.created).desc(), col(Dataset.id).desc())
+            .limit(limit)
+        ).all()
+    )

@@ -16,12 +16,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 import nanorepo.annotations as an
 import nanorepo.catalog._queries as queries
-from nanorepo.catalog.models import Dataset, Image, Post, Thread, Version
+from nanorepo.catalog.models import Dataset, Image, Post, Thread
 from nanorepo.errors import InvalidInput, PermissionDenied, VersionNotFound
 from nanorepo.policy import Principal, require
 from nanorepo.schemas import (
@@ -106,14 +105,7 @@ def _thread(
 
 
 def _post_counts(s: Session, thread_ids: list[int]) -> dict[int, int]:
-    if not thread_ids:
-        return {}
-    rows = s.exec(
-        select(Post.thread_id, func.count())
-        .where(col(Post.thread_id).in_(thread_ids), Post.state == "active")
-        .group_by(col(Post.thread_id))
-    ).all()
-    return {tid: int(n) for tid, n in rows}
+    return queries.active_post_counts(s, thread_ids)
 
 
 def thread_etag(t: Thread) -> str:
@@ -407,10 +399,9 @@ def export_annotations(
             threads += page
             if after is None:
                 break
-    versions = {v.id: v.number for v in s.exec(select(Version).where(Version.dataset_id == ds.id))}
+    versions = {v.id: v.number for v in queries.versions_of(s, ds.id)}
     images = {
-        (versions[i.version_id], i.name): i
-        for i in s.exec(select(Image).where(Image.version_id.in_(list(versions))))  # type: ignore[attr-defined]
+        (versions[i.version_id], i.name): i for i in queries.images_of_versions(s, list(versions))
     }
     base = public_namespace(request) or "urn:nanorepo:"
     doc = an.export_collection(

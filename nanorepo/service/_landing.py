@@ -28,11 +28,11 @@ from urllib.parse import quote, urlencode
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
+import nanorepo.catalog._queries as queries
 from nanorepo import __version__
-from nanorepo.catalog.models import Dataset, Image, Version
+from nanorepo.catalog.models import Dataset
 from nanorepo.policy import Principal, Role, visible_clause
 from nanorepo.service._app import state_of
 from nanorepo.service._identity import resolve_principal
@@ -110,27 +110,13 @@ def holdings(s: Session, p: Principal, *, recent: int = RECENT) -> Holdings:
     from nanorepo.service._datasets import _first_images
 
     where = _visible(p)
-    n_datasets = int(s.exec(select(func.count()).select_from(Dataset).where(where)).one())
-    latest = (
-        select(Image.technique, func.count(), func.coalesce(func.sum(Image.size_bytes), 0))
-        .join(Version, col(Version.id) == col(Image.version_id))
-        .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
-        .where(where, col(Version.number) == col(Dataset.latest_version))
-        .group_by(col(Image.technique))
-    )
+    n_datasets = queries.count_datasets(s, where)
     by_technique: dict[str, int] = {}
     n_images = 0
-    for technique, count, size in s.exec(latest).all():
-        by_technique[technique or "unspecified"] = int(size)
-        n_images += int(count)
-    rows = list(
-        s.exec(
-            select(Dataset)
-            .where(where)
-            .order_by(col(Dataset.created).desc(), col(Dataset.id).desc())
-            .limit(recent)
-        ).all()
-    )
+    for technique, count, size in queries.latest_images_by_technique(s, where):
+        by_technique[technique or "unspecified"] = size
+        n_images += count
+    rows = queries.newest_datasets(s, where, recent)
     first = _first_images(s, rows)
     items = []
     for ds in rows:
