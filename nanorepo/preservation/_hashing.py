@@ -63,7 +63,11 @@ def _buffer() -> memoryview:
     return view
 
 
-def _hash_fd(fd: int, limit: int | None, view: memoryview) -> FileDigest:
+def _hash_fd(fd: int, st_size: int, limit: int | None, view: memoryview) -> FileDigest:
+    """SHA-256 of at most ``limit`` bytes of ``fd``. A short read that reaches the size
+    ``fstat`` gave at open ends the loop (a regular file reads short only at its end),
+    saving the extra empty read per small object; if the file grew meanwhile, the next
+    read finds the rest."""
     h = hashlib.sha256()
     size = 0
     while limit is None or size < limit:
@@ -73,11 +77,14 @@ def _hash_fd(fd: int, limit: int | None, view: memoryview) -> FileDigest:
             break
         h.update(view[:n])
         size += n
+        if n < want and size == st_size:
+            break
     return FileDigest(h.hexdigest(), size)
 
 
-def _open_in(dirfd: int, name: str, rel: str) -> int:
-    """``name`` opened in ``dirfd`` as a regular file, or the reason it is refused."""
+def _open_in(dirfd: int, name: str, rel: str) -> tuple[int, int]:
+    """``name`` opened in ``dirfd`` as a regular file (descriptor, size), or the reason it
+    is refused."""
     try:
         fd = os.open(name, _FLAGS, dir_fd=dirfd)
     except FileNotFoundError:
@@ -89,13 +96,13 @@ def _open_in(dirfd: int, name: str, rel: str) -> int:
             raise NotRegularFile(rel, "not readable") from None
         raise NotRegularFile(rel, kind_of(st.st_mode)) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(rel, kind_of(mode))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(rel, kind_of(st.st_mode))
     except BaseException:
         os.close(fd)
         raise
-    return fd  # O_NONBLOCK does not change reads of a regular file
+    return fd, st.st_size  # O_NONBLOCK does not change reads of a regular file
 
 
 def _batch(
@@ -113,12 +120,12 @@ def _batch(
         for name, limit in items:
             rel = prefix + name
             try:
-                fd = _open_in(dirfd, name, rel)
+                fd, st_size = _open_in(dirfd, name, rel)
             except OSError as exc:
                 out.append((rel, exc))
                 continue
             try:
-                out.append((rel, _hash_fd(fd, limit, view)))
+                out.append((rel, _hash_fd(fd, st_size, limit, view)))
             except OSError as exc:
                 out.append((rel, exc))
             finally:
