@@ -146,10 +146,13 @@ def _journal_at(path: str, url: str | None, token: str | None) -> Journal:
 
 def journal_for(settings: Settings) -> Journal | None:
     """The journal of the run this process belongs to, or ``None`` outside a run; it
-    reports inputs to the service when the run is recorded there (``settings.url``)."""
+    reports inputs to the service when the run is recorded there (``settings.url``), unless
+    the runner recorded it in a local repository (it sets ``NANOREPO_RUN_REPORT=0``: e.g.
+    ``nanorepo --local run`` where ``NANOREPO_URL`` is also set)."""
     if settings.run_journal is None:
         return None
-    return _journal_at(str(settings.run_journal), settings.url, settings.token)
+    url = settings.url if os.environ.get("NANOREPO_RUN_REPORT") != "0" else None
+    return _journal_at(str(settings.run_journal), url, settings.token)
 
 
 def _jsonable(value: Any, where: str) -> Any:

@@ -39,7 +39,7 @@ from nanorepo.access import read_journal
 from nanorepo.errors import InvalidInput, NanorepoError
 from nanorepo.provenance._environment import capture_environment
 from nanorepo.provenance._record import Input, NotebookRef, Output, RunError, RunRecord, utcnow
-from nanorepo.provenance._store import MAX_NOTED, RunStore
+from nanorepo.provenance._store import MAX_NOTED, Runs, RunStore
 from nanorepo.settings import Settings
 from nanorepo.storage import hash_file, sha256_hex, walk_files
 
@@ -350,6 +350,8 @@ def run(
     error: RunError | None = None
     with _marker(settings, run_id) as journal:
         kernel_env = {**settings.to_env(), "NANOREPO_RUN_JOURNAL": str(journal)}
+        if isinstance(store, Runs):  # recorded here: the kernel reports inputs to no service
+            kernel_env["NANOREPO_RUN_REPORT"] = "0"
         if pins:
             kernel_env["NANOREPO_RUN_PINS"] = " ".join(pins)
         try:
