@@ -193,7 +193,17 @@ def build(name: str, base: str) -> Built:
             "--volume", f"{house}:/wheels:ro", "--file", str(dockerfile), "--tag", tag,
             str(context),
         )  # fmt: skip
+    _drop_older(name, keep=tag)
     return Built(name, tag, True, time.monotonic() - start)
+
+
+def _drop_older(name: str, keep: str) -> None:
+    """Remove the earlier builds of image ``name`` (their layers shared with ``keep`` stay):
+    each build of a new commit would otherwise keep ~1.5 GB on the machine."""
+    tags = podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/nanorepo-{name}")
+    old = [t for t in tags.split() if t != keep and not t.endswith(":<none>")]
+    if old:
+        podman("rmi", *old)
 
 
 def main(argv: list[str]) -> int:
