@@ -12,15 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from nanorepo.catalog.models import Dataset, File, Grant, Image, MutableRevision, Post, Version
 
 __all__ = [
     "active_post_counts",
+    "catalog_answers",
     "count_datasets",
+    "dataset_ids",
     "file_named",
+    "first_images",
     "grants_of",
     "image_named",
     "images_of_versions",
@@ -120,3 +124,54 @@ def newest_datasets(s: Session, where: Any, limit: int) -> list[Dataset]:
             .limit(limit)
         ).all()
     )
+
+
+def catalog_answers(s: Session) -> None:
+    """Ask the catalog the cheapest question there is (a health check): raises if the
+    database does not answer."""
+    s.exec(select(Dataset.id).limit(1)).all()
+
+
+def dataset_ids(s: Session, *where: Any) -> list[int]:
+    """Ids of the datasets matching every clause of ``where``."""
+    return [i for i in s.exec(select(Dataset.id).where(*where)).all() if i is not None]
+
+
+#: How many images (the first by name) of a version are considered for its picture.
+_PICTURE_CANDIDATES = 16
+
+
+def first_images(s: Session, rows: list[Dataset]) -> dict[int, str]:
+    """Dataset id -> the image of its latest version to show beside it: of the first
+    :data:`_PICTURE_CANDIDATES` images by name, the largest (the most finely sampled view:
+    S-NANO1's STED image, not the confocal one of the same field, which sorts first), for
+    one page in two queries (each version's candidates are a range of the (version_id,
+    name) unique index, however many images it holds)."""
+    ids = [d.id for d in rows if d.id is not None]
+    if not ids:
+        return {}
+    latest = s.exec(
+        select(Version.id, Version.dataset_id)
+        .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
+        .where(col(Version.dataset_id).in_(ids), col(Version.number) == col(Dataset.latest_version))
+    ).all()
+    dataset_of = {int(v): int(d) for v, d in latest if v is not None}
+    if not dataset_of:
+        return {}
+    parts = []
+    for vid in dataset_of:
+        first = (
+            select(Image.version_id, Image.name, Image.size_bytes)
+            .where(Image.version_id == vid)
+            .order_by(col(Image.name))
+            .limit(_PICTURE_CANDIDATES)
+            .subquery()
+        )
+        parts.append(sa_select(first.c.version_id, first.c.name, first.c.size_bytes))
+    best: dict[int, tuple[int, str]] = {}
+    for vid, name, size in s.connection().execute(union_all(*parts)).all():
+        d = dataset_of[int(vid)]
+        key = (-int(size or 0), str(name))
+        if d not in best or key < best[d]:
+            best[d] = key
+    return {d: name for d, (_, name) in best.items()}

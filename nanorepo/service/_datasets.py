@@ -13,15 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
-from sqlalchemy import select as sa_select
-from sqlalchemy import union_all
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 import nanorepo.catalog._queries as queries
 from nanorepo import __version__
 from nanorepo.catalog import MUTABLE_FIELDS
 from nanorepo.catalog._catalog import row_id
-from nanorepo.catalog.models import Dataset, Image, Version
+from nanorepo.catalog.models import Dataset, Version
 from nanorepo.errors import Conflict, InvalidInput, NanorepoError, VersionNotFound
 from nanorepo.policy import Principal, allowed, readable_dataset, require, visible_clause
 from nanorepo.schemas import (
@@ -91,46 +89,6 @@ class DatasetHit(DatasetSummary):
     )
 
 
-#: How many images (the first by name) of a version are considered for its picture.
-_PICTURE_CANDIDATES = 16
-
-
-def _first_images(s: Session, rows: list[Dataset]) -> dict[int, str]:
-    """Dataset id -> the image of its latest version to show beside it: of the first
-    :data:`_PICTURE_CANDIDATES` images by name, the largest (the most finely sampled view:
-    S-NANO1's STED image, not the confocal one of the same field, which sorts first), for
-    one page in two queries (each version's candidates are a range of the (version_id,
-    name) unique index, however many images it holds)."""
-    ids = [d.id for d in rows if d.id is not None]
-    if not ids:
-        return {}
-    latest = s.exec(
-        select(Version.id, Version.dataset_id)
-        .join(Dataset, col(Dataset.id) == col(Version.dataset_id))
-        .where(col(Version.dataset_id).in_(ids), col(Version.number) == col(Dataset.latest_version))
-    ).all()
-    dataset_of = {int(v): int(d) for v, d in latest if v is not None}
-    if not dataset_of:
-        return {}
-    parts = []
-    for vid in dataset_of:
-        first = (
-            select(Image.version_id, Image.name, Image.size_bytes)
-            .where(Image.version_id == vid)
-            .order_by(col(Image.name))
-            .limit(_PICTURE_CANDIDATES)
-            .subquery()
-        )
-        parts.append(sa_select(first.c.version_id, first.c.name, first.c.size_bytes))
-    best: dict[int, tuple[int, str]] = {}
-    for vid, name, size in s.connection().execute(union_all(*parts)).all():
-        d = dataset_of[int(vid)]
-        key = (-int(size or 0), str(name))
-        if d not in best or key < best[d]:
-            best[d] = key
-    return {d: name for d, (_, name) in best.items()}
-
-
 def hit(ds: Dataset, first_image: str | None) -> DatasetHit:
     thumb = None
     if first_image is not None:
@@ -196,15 +154,14 @@ def version_row(s: Session, p: Principal, accession: str, version: str) -> tuple
 @router.get("/health", response_model=Health, tags=["service"])
 def health(s: DbSession, p: CurrentPrincipal) -> Health:
     """Whether the service and its catalog answer."""
-    s.exec(select(Dataset.id).limit(1)).all()
+    queries.catalog_answers(s)
     return Health(status="ok", version=__version__, database=s.get_bind().dialect.name, user=p.name)
 
 
 def _visible_ids(s: Session, p: Principal) -> list[int] | None:
     if p.privileged:
         return None
-    q = select(Dataset.id).where(visible_clause(p), Dataset.access != "public")
-    return [i for i in s.exec(q).all() if i is not None]
+    return queries.dataset_ids(s, visible_clause(p), Dataset.access != "public")
 
 
 @router.get("/datasets", response_model=Page[DatasetHit], tags=["datasets"])
@@ -223,7 +180,7 @@ def list_datasets(
         raise InvalidInput("cursor is not valid", hint="omit it to start from the first page")
     rows, total = search(s, q, offset=offset, limit=limit, visible_ids=_visible_ids(s, p))
     nxt = encode_cursor({"o": offset + limit}) if offset + limit < total else None
-    first = _first_images(s, list(rows))
+    first = queries.first_images(s, list(rows))
     return Page(items=[hit(d, first.get(d.id or 0)) for d in rows], next=nxt, total=total)
 
 

@@ -107,8 +107,6 @@ def _visible(p: Principal) -> Any:
 
 def holdings(s: Session, p: Principal, *, recent: int = RECENT) -> Holdings:
     """Count what ``p`` may see: the latest version of every visible dataset."""
-    from nanorepo.service._datasets import _first_images
-
     where = _visible(p)
     n_datasets = queries.count_datasets(s, where)
     by_technique: dict[str, int] = {}
@@ -117,7 +115,7 @@ def holdings(s: Session, p: Principal, *, recent: int = RECENT) -> Holdings:
         by_technique[technique or "unspecified"] = size
         n_images += count
     rows = queries.newest_datasets(s, where, recent)
-    first = _first_images(s, rows)
+    first = queries.first_images(s, rows)
     items = []
     for ds in rows:
         name = first.get(ds.id or 0)
