@@ -12,21 +12,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, union_all
+from sqlalchemy import ColumnElement, and_, func, intersect, union_all
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from nanorepo.catalog.models import Dataset, File, Grant, Image, MutableRevision, Post, Version
+from nanorepo.catalog.models import (
+    Dataset,
+    File,
+    Grant,
+    Image,
+    ImageKeyValue,
+    MutableRevision,
+    Post,
+    Version,
+)
 
 __all__ = [
     "active_post_counts",
     "catalog_answers",
     "count_datasets",
+    "count_where",
     "dataset_ids",
     "file_named",
+    "files_by_name",
     "first_images",
     "grants_of",
     "image_named",
+    "images_matching",
     "images_of_versions",
     "latest_images_by_technique",
     "newest_datasets",
@@ -175,3 +188,36 @@ def first_images(s: Session, rows: list[Dataset]) -> dict[int, str]:
         if d not in best or key < best[d]:
             best[d] = key
     return {d: name for d, (_, name) in best.items()}
+
+
+def count_where(s: Session, table: Any, *where: ColumnElement[bool]) -> int:
+    """How many rows of ``table`` match every clause of ``where``."""
+    return int(s.exec(select(func.count()).select_from(table).where(*where)).one())
+
+
+def files_by_name(s: Session, where: list[ColumnElement[bool]], limit: int) -> Sequence[File]:
+    """Up to ``limit`` stored files matching ``where``, by name (keyset pages)."""
+    return s.exec(select(File).where(and_(*where)).order_by(col(File.name)).limit(limit)).all()
+
+
+def images_matching(version_id: int | None, filters: dict[str, list[str]]) -> ColumnElement[bool]:
+    """Images of the version that match every key's filter (one of its values, compared
+    case-insensitively).
+
+    Each key is an index range on ``(version_id, key, value_lower)`` per value, read from
+    the index alone; several keys are intersected there too, so only the images that match
+    them all are looked up, whichever key is the broadest. ``lower()`` of the given values
+    is the database's, the same function that filled ``value_lower``.
+    """
+    sets = []
+    for key, values in filters.items():
+        kv = aliased(ImageKeyValue)
+        sets.append(
+            select(kv.image_id).where(
+                kv.version_id == version_id,
+                kv.key == key,
+                col(kv.value_lower).in_([func.lower(v) for v in values]),
+            )
+        )
+    ids = sets[0] if len(sets) == 1 else intersect(*sets)
+    return col(Image.id).in_(ids)

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import ColumnElement, and_, func, intersect, tuple_
+from sqlalchemy import ColumnElement, and_, func, tuple_
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -122,29 +122,6 @@ def file_info(accession: str, number: int, f: File) -> FileInfo:
 
 
 # -- the image table ------------------------------------------------------------------
-
-
-def _matching(version_id: int | None, filters: dict[str, list[str]]) -> ColumnElement[bool]:
-    """Images of the version that match every key's filter (one of its values, compared
-    case-insensitively).
-
-    Each key is an index range on ``(version_id, key, value_lower)`` per value, read from
-    the index alone; several keys are intersected there too, so only the images that match
-    them all are looked up, whichever key is the broadest. ``lower()`` of the given values
-    is the database's, the same function that filled ``value_lower``.
-    """
-    sets = []
-    for key, values in filters.items():
-        kv = aliased(ImageKeyValue)
-        sets.append(
-            select(kv.image_id).where(
-                kv.version_id == version_id,
-                kv.key == key,
-                col(kv.value_lower).in_([func.lower(v) for v in values]),
-            )
-        )
-    ids = sets[0] if len(sets) == 1 else intersect(*sets)
-    return col(Image.id).in_(ids)
 
 
 def _plain(value: str, what: str) -> str:
@@ -243,7 +220,7 @@ def list_images(
     # one primary-key lookup; a condition on image.version_id besides (redundant: the
     # filters hold the version) would make SQLite walk every image of the version instead.
     conds: list[ColumnElement[bool]] = [
-        _matching(v.id, filters) if filters else col(Image.version_id) == v.id
+        queries.images_matching(v.id, filters) if filters else col(Image.version_id) == v.id
     ]
     if q:
         conds.append(col(Image.name).icontains(_plain(q, "q"), autoescape=True))
@@ -280,7 +257,7 @@ def list_images(
     elif window:
         total = int(head[0].n) if head else 0
     else:
-        total = int(s.exec(select(func.count()).select_from(Image).where(*conds)).one())
+        total = queries.count_where(s, Image, *conds)
     ids = [h.id for h in head[:limit]]
     by_id = {im.id: im for im in s.exec(select(Image).where(col(Image.id).in_(ids))).all()}
     items = [image_info(ds.accession, v.number, by_id[i]) for i in ids]
@@ -431,11 +408,11 @@ def list_files(
         _plain(role, "role")
         conds.append(col(File.role) == role)
     if key is None:
-        total = int(s.exec(select(func.count()).select_from(File).where(*conds)).one())
+        total = queries.count_where(s, File, *conds)
     else:
         total = int(key.get("t", 0))
         conds.append(col(File.name) > key["n"])
-    rows = s.exec(select(File).where(and_(*conds)).order_by(col(File.name)).limit(limit + 1)).all()
+    rows = queries.files_by_name(s, conds, limit + 1)
     items = [file_info(ds.accession, v.number, f) for f in rows[:limit]]
     nxt = None
     if len(rows) > limit:
