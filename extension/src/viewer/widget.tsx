@@ -80,6 +80,8 @@ export function ImageViewer(props: {
   const { client, image, link } = props;
   const host = React.useRef<HTMLDivElement>(null);
   const [size, setSize] = React.useState({ width: 800, height: 600 });
+  // the first view waits for the canvas's real size (a link's region must fit it exactly)
+  const [measured, setMeasured] = React.useState(false);
   const [pyramid, setPyramid] = React.useState<IPyramid | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const [visible, setVisible] = React.useState<boolean[]>([]);
@@ -114,6 +116,7 @@ export function ImageViewer(props: {
       const r = node.getBoundingClientRect();
       if (r.width > 0 && r.height > 0) {
         setSize({ width: Math.floor(r.width), height: Math.floor(r.height) });
+        setMeasured(true);
       }
     });
     observer.observe(node);
@@ -146,7 +149,7 @@ export function ImageViewer(props: {
 
   // The first view: the link's region, else the whole image.
   React.useEffect(() => {
-    if (!pyramid || view) {
+    if (!pyramid || view || !measured) {
       return;
     }
     const [h, w] = pyramid.levels[0].shape.slice(-2);
@@ -159,7 +162,7 @@ export function ImageViewer(props: {
         : [0, h]) as [number, number]
     };
     setView(fitView(box, size));
-  }, [pyramid, size, view, link]);
+  }, [pyramid, size, view, link, measured]);
 
   if (error) {
     return (
@@ -186,8 +189,8 @@ export function ImageViewer(props: {
     return formatViewLink({
       ...link,
       image: image.name,
-      x: [Math.max(0, x0 * px.x), x1 * px.x],
-      y: [Math.max(0, y0 * px.y), y1 * px.y],
+      x: [x0 * px.x, x1 * px.x],
+      y: [y0 * px.y, y1 * px.y],
       z,
       t,
       c: visible.flatMap((v, i) => (v ? [i] : []))
