@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, intersect, union_all
+from sqlalchemy import ColumnElement, and_, func, intersect, tuple_, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -38,7 +38,9 @@ __all__ = [
     "files_by_name",
     "first_images",
     "grants_of",
+    "image_conditions",
     "image_named",
+    "image_page",
     "images_matching",
     "images_of_versions",
     "latest_images_by_technique",
@@ -221,3 +223,73 @@ def images_matching(version_id: int | None, filters: dict[str, list[str]]) -> Co
         )
     ids = sets[0] if len(sets) == 1 else intersect(*sets)
     return col(Image.id).in_(ids)
+
+
+def image_conditions(
+    version_id: int | None, filters: dict[str, list[str]], name_part: str
+) -> list[ColumnElement[bool]]:
+    """The conditions of a version's image table: key/value ``filters`` and a substring
+    of the name."""
+    # With filters, the side table's index names the version's matching images and each is
+    # one primary-key lookup; a condition on image.version_id besides (redundant: the
+    # filters hold the version) would make SQLite walk every image of the version instead.
+    conds: list[ColumnElement[bool]] = [
+        images_matching(version_id, filters) if filters else col(Image.version_id) == version_id
+    ]
+    if name_part:
+        conds.append(col(Image.name).icontains(name_part, autoescape=True))
+    return conds
+
+
+def image_page(
+    s: Session,
+    version_id: int | None,
+    filters: dict[str, list[str]],
+    name_part: str,
+    sort_key: str | None,
+    desc: bool,
+    after: tuple[str | None, str] | None,
+    limit: int,
+) -> tuple[list[Any], int | None, Sequence[Image]]:
+    """One page of a version's image table: up to ``limit + 1`` rows ``(id, sv, name)``
+    sorted on the key/value ``sort_key`` (``None``: the name) then the name, after the
+    ``(sort value, name)`` of the previous page's last row; the number of all matches when
+    the first page could count them in the same scan (else ``None``); and the page's
+    images.
+
+    Sort and cut the page on (id, sort value, name) only, then read the page's rows: the
+    sort does not drag every matching row's JSON columns along. On the first page the
+    window count (over every match, before LIMIT) gives the total in the same scan; the
+    plain (version_id, name) case is left to count on the index (:func:`count_where`).
+    """
+    by_key = sort_key is not None
+    conds = image_conditions(version_id, filters, name_part)
+    name_col: ColumnElement[Any] = col(Image.name)  # type: ignore[assignment]
+    # An image without the sort key sorts as "" (the key's row is absent, or its JSON
+    # value is null): one primary-key lookup per matching image.
+    by = aliased(ImageKeyValue)
+    sort_expr: ColumnElement[Any] = func.coalesce(by.value, "") if by_key else name_col
+    page_conds = list(conds)
+    if after is not None:
+        bound = (
+            tuple_(sort_expr, col(Image.name)) if by_key else col(Image.name),
+            tuple_(after[0] or "", after[1]) if by_key else after[1],
+        )
+        page_conds.append(bound[0] < bound[1] if desc else bound[0] > bound[1])
+    order_by = [sort_expr.desc(), name_col.desc()] if desc else [sort_expr, name_col]
+    window = after is None and bool(filters or name_part or by_key)
+    cols = [col(Image.id).label("id"), sort_expr.label("sv"), name_col.label("name")]
+    if window:
+        cols.append(func.count().over().label("n"))
+    ranked = select(*cols)
+    if by_key:
+        ranked = ranked.outerjoin(
+            by, and_(col(by.image_id) == col(Image.id), col(by.key) == sort_key)
+        )
+    page = ranked.where(*page_conds).order_by(*order_by).limit(limit + 1).subquery()
+    outer = [page.c.sv.desc(), page.c.name.desc()] if desc else [page.c.sv, page.c.name]
+    head = list(s.connection().execute(sa_select(page).order_by(*outer)).all())
+    total = (int(head[0].n) if head else 0) if window else None
+    ids = [h.id for h in head[:limit]]
+    images = s.exec(select(Image).where(col(Image.id).in_(ids))).all()
+    return head, total, images

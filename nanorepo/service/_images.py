@@ -34,13 +34,11 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import ColumnElement, and_, func, tuple_
-from sqlalchemy import select as sa_select
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement
+from sqlmodel import Session, col
 
 import nanorepo.catalog._queries as queries
-from nanorepo.catalog.models import Dataset, File, Image, ImageKeyValue, Version
+from nanorepo.catalog.models import Dataset, File, Image, Version
 from nanorepo.errors import ImageNotFound, InvalidInput
 from nanorepo.repository import Repository
 from nanorepo.schemas import FileInfo, ImageInfo, Page
@@ -216,50 +214,19 @@ def list_images(
             hint="pass `next` with the same parameters as the page it came from, or omit it",
         )
 
-    # With filters, the side table's index names the version's matching images and each is
-    # one primary-key lookup; a condition on image.version_id besides (redundant: the
-    # filters hold the version) would make SQLite walk every image of the version instead.
-    conds: list[ColumnElement[bool]] = [
-        queries.images_matching(v.id, filters) if filters else col(Image.version_id) == v.id
-    ]
-    if q:
-        conds.append(col(Image.name).icontains(_plain(q, "q"), autoescape=True))
-    name_col: ColumnElement[Any] = col(Image.name)  # type: ignore[assignment]
-    # An image without the sort key sorts as "" (the key's row is absent, or its JSON
-    # value is null): one primary-key lookup per matching image.
-    by = aliased(ImageKeyValue)
-    sort_expr: ColumnElement[Any] = func.coalesce(by.value, "") if by_key else name_col
-    page_conds = list(conds)
-    if key is not None:
-        after = (
-            tuple_(sort_expr, col(Image.name)) if by_key else col(Image.name),
-            tuple_(str(key.get("s", "")), key["n"]) if by_key else key["n"],
-        )
-        page_conds.append(after[0] < after[1] if desc else after[0] > after[1])
-    order_by = [sort_expr.desc(), name_col.desc()] if desc else [sort_expr, name_col]
-
-    # Sort and cut the page on (id, sort value, name) only, then read the page's rows: the
-    # sort does not drag every matching row's JSON columns along. On the first page the
-    # window count (over every match, before LIMIT) gives the total in the same scan; the
-    # plain (version_id, name) case counts on the index instead.
-    window = key is None and bool(filters or q or by_key)
-    cols = [col(Image.id).label("id"), sort_expr.label("sv"), name_col.label("name")]
-    if window:
-        cols.append(func.count().over().label("n"))
-    ranked = select(*cols)
-    if by_key:
-        ranked = ranked.outerjoin(by, and_(col(by.image_id) == col(Image.id), col(by.key) == sort))
-    page = ranked.where(*page_conds).order_by(*order_by).limit(limit + 1).subquery()
-    outer = [page.c.sv.desc(), page.c.name.desc()] if desc else [page.c.sv, page.c.name]
-    head = s.connection().execute(sa_select(page).order_by(*outer)).all()
+    name_part = _plain(q, "q") if q else ""
+    after = None if key is None else (str(key.get("s", "")) if by_key else None, key["n"])
+    head, window_total, images = queries.image_page(
+        s, v.id, filters, name_part, sort if by_key else None, desc, after, limit
+    )
     if key is not None:
         total = int(key.get("t", 0))
-    elif window:
-        total = int(head[0].n) if head else 0
+    elif window_total is not None:
+        total = window_total
     else:
-        total = queries.count_where(s, Image, *conds)
+        total = queries.count_where(s, Image, *queries.image_conditions(v.id, filters, name_part))
     ids = [h.id for h in head[:limit]]
-    by_id = {im.id: im for im in s.exec(select(Image).where(col(Image.id).in_(ids))).all()}
+    by_id = {im.id: im for im in images}
     items = [image_info(ds.accession, v.number, by_id[i]) for i in ids]
     nxt = None
     if len(head) > limit:
