@@ -225,7 +225,9 @@ def render_landing(
                 f'<img src="{_e(p + quote(r.thumbnail, safe="/@"))}?size=128" alt="" '
                 'width="96" height="96">'
             )
-        out.append(f'<div><span class="nr-ref">{_e(ref)}</span> ')
+        out.append(  # the version's public landing page (service/_pages.py)
+            f'<div><a class="nr-ref" href="{_e(p + quote(ref, safe="@"))}">{_e(ref)}</a> '
+        )
         if r.access == "embargoed":
             until = f" until {r.embargo_until}" if r.embargo_until else ""
             out.append(f'<span class="nr-badge nr-embargo">embargoed{_e(until)}</span> ')

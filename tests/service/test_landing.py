@@ -56,6 +56,10 @@ def test_landing_counts_only_what_the_viewer_may_see(service: Any) -> None:
         assert re.search(r"<tr><td>STED</td><td>[\d.,]+ MB</td></tr>", anon)
         # standalone (no hub): the code that opens it instead of a Lab link
         assert f'<code>nanorepo.open("{seed.public}@v1")</code>' in anon
+        # each recent dataset links to its version's landing page, which loads
+        page_link = f'<a class="nr-ref" href="/{seed.public}@v1">{seed.public}@v1</a>'
+        assert page_link in anon
+        assert c.get(f"/{seed.public}@v1").status_code == 200
         # the thumbnails it shows are same-origin and load for the viewer
         thumb = re.search(r'<img src="([^"]+)"', anon)
         assert thumb
