@@ -166,10 +166,11 @@ def test_viewer(
     assert proc.returncode == 0, f"{text}\n--- hub log ---\n{hub.log_tail(40)}"
     assert "2 passed" in proc.stdout, text
 
-    # pixels against the ground truth: channel 0 at z 0, channel 1, channel 0 at z 2
-    _check_plane(out, "c0-z0", 0, 0, "green")
-    _check_plane(out, "c1-z0", 1, 0, "magenta")
-    _check_plane(out, "c0-z2", 0, 2, "green")
+    # pixels against the ground truth: channel 0 at z 0, channel 1, channel 0 at z 2, in the
+    # colours the deposit stored (membrane magenta, nucleus green)
+    _check_plane(out, "c0-z0", 0, 0, "magenta")
+    _check_plane(out, "c1-z0", 1, 0, "green")
+    _check_plane(out, "c0-z2", 0, 2, "magenta")
     # the open thread's outline is drawn yellow on its box's top edge; the resolved one dim
     rgb, view = _shot(out, "c0-z0")
     x0, x1, y0, _ = OPEN_BOX_PX
