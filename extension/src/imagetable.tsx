@@ -308,7 +308,7 @@ function Table(props: {
   }
   const template = `64px minmax(6em, 1fr) 4em minmax(7em, 1fr) 8.5em minmax(12em, 2fr) 4.5em 5.5em 5em ${columns
     .map(() => 'minmax(6em, 1fr)')
-    .join(' ')} 16em`;
+    .join(' ')} 20em`; // actions: View, Notebook, napari, Discuss
   return (
     <div
       className="nr-ImageTable"
