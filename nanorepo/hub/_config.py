@@ -305,6 +305,13 @@ class NanorepoHub(LoggingConfigurable):
             out.append(entry)
         return out
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> NanorepoHub:
+        """The same object: traitlets deep-copies config values (the bound
+        ``pre_spawn_hook``) for every Spawner it makes, and each copy would open a catalog
+        connection pool of its own (many users on PostgreSQL would exhaust
+        ``max_connections``)."""
+        return self
+
     # spawn-time behaviour lives in _spawner (hook, options form); bound here so the
     # config applies one object's settings everywhere.
     def pre_spawn_hook(self, spawner: Any) -> Any:

@@ -188,3 +188,14 @@ def test_local_settings_refuse_bad_environment(env: dict[str, str], problem: str
 def test_local_settings_round_trip(tmp_path: Path) -> None:
     s = LocalHub(home=tmp_path, ip="0.0.0.0", port=1, database_url="postgresql://db/x")
     assert LocalHub.from_env(s.environ()) == s
+
+
+def test_spawners_share_the_one_hub_object() -> None:
+    """traitlets deep-copies config values per Spawner: the hook's hub must not be copied
+    (each copy would open its own catalog connection pool)."""
+    import copy
+
+    hub = NanorepoHub()
+    hook = copy.deepcopy(hub.pre_spawn_hook)
+    assert hook.__self__ is hub
+    assert copy.deepcopy({"hook": hub.pre_spawn_hook})["hook"].__self__ is hub
