@@ -49,6 +49,7 @@ import { repositoryIcon } from './icons';
 import { RepositoryPanel } from './panel';
 import { rerunCommand } from './runs';
 import { OPEN_VIEW_LINK, registerViewer } from './viewer';
+import { datasetFromUrl } from './url';
 
 export { RepositoryClient } from './api';
 export { requestAPI, requestAPIWithMeta, RequestError } from './request';
@@ -71,19 +72,7 @@ const FIRST_TRAINING = `${TRAINING_DIR}/01_finding_and_opening.ipynb`;
 
 const PLUGIN_ID = 'nanorepo:repository';
 
-/** The URL parameter that opens a dataset's page when Lab starts. */
-export const DATASET_PARAM = 'nanorepo-dataset';
-
-/** The accession asked for by `?nanorepo-dataset=ACC` in `url`, if it looks like one. */
-export function datasetFromUrl(url: string): string | null {
-  let value: string | null = null;
-  try {
-    value = new URL(url).searchParams.get(DATASET_PARAM);
-  } catch {
-    return null;
-  }
-  return value && /^[A-Za-z][A-Za-z0-9-]{0,31}$/.test(value) ? value : null;
-}
+export { DATASET_PARAM, datasetFromUrl } from './url';
 
 interface ISettings {
   pageSize: number;

@@ -121,7 +121,11 @@ def _check_plane(out: Path, name: str, channel: int, z: int, colour: str) -> Non
 
 
 def test_viewer(
-    jupyterhub: Any, hub_servers: Any, playwright_test: list[str], tmp_path: Path
+    jupyterhub: Any,
+    hub_servers: Any,
+    playwright_test: list[str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     hub = jupyterhub
     with Repository(hub.settings) as repo:
@@ -129,6 +133,7 @@ def test_viewer(
     token = hub.user_token("alice")
     api = httpx.Client(base_url=hub.service_url, headers={"Authorization": f"token {token}"},
                        timeout=30)  # fmt: skip
+    request.addfinalizer(api.close)  # (an unclosed client warns in a later test)
     image = api.get(f"/datasets/{accession}/versions/v1/images").json()["items"][0]["name"]
     hidden = hub.seed.hidden
     hidden_image = api.get(f"/datasets/{hidden}/versions/v1/images").json()["items"][0]["name"]

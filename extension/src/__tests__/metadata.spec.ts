@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import { ISealedMetadata } from '../api';
-import { datasetFromUrl } from '../index';
+import { datasetFromUrl } from '../url';
 import {
   Immutable,
   authorsOf,
