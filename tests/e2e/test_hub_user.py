@@ -91,14 +91,17 @@ class Terminal:
         # the shell computes the marker, so the echo of the typed line never matches
         typed = f"{command}; echo __done_$((0+{self.n}))__"
         self.ws.send(json.dumps(["stdin", typed + "\r"]))
+        # what follows the echo: cut after the marker's expression, the echo's last token
+        # (the whole typed line is not always echoed verbatim: readline may redraw it)
+        expr = f"__done_$((0+{self.n}))__"
         seen = ""
         deadline = time.monotonic() + timeout_s
-        while end not in seen.split(typed, 1)[-1]:
+        while end not in seen.rsplit(expr, 1)[-1]:
             assert time.monotonic() < deadline, f"`{command}` did not finish:\n{seen[-3000:]}"
             kind, *payload = json.loads(self.ws.recv())
             if kind == "stdout":
                 seen += _CONTROL.sub("", payload[0])
-        return seen.split(typed, 1)[-1].split(end, 1)[0]
+        return seen.rsplit(expr, 1)[-1].split(end, 1)[0]
 
 
 @contextmanager
